@@ -1,0 +1,143 @@
+"""The record types that flow between the stages, and their JSONL reading and writing.
+
+Each stage reads the previous stage's file and writes its own, so any notebook can be re-run alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Passage:
+    """A piece of source text that remembers where it came from."""
+
+    id: str  # stable, e.g. "ch12-p004" for a book, "guide-md-s02-p001" for a document
+    source: str  # book file name or document path (relative to the folder loaded)
+    text: str
+    start: int  # character offsets into the cleaned text of `source`
+    end: int
+    chapter: int | None = None  # chapter number for a book
+    section: str | None = None  # heading title for a document or chapter
+
+
+@dataclass
+class Instruction:
+    """One instruction of the taxonomy (Stage 2)."""
+
+    id: str
+    instruction: str
+    category: str
+    run: int = 0  # which teacher run produced it; -1 for human-written seeds
+    origin: str = "teacher"  # "teacher" or "seed"
+    input: str = ""
+
+
+@dataclass
+class Retrieved:
+    id: str
+    score: float
+
+
+@dataclass
+class QAPair:
+    """A grounded answer to one instruction (Stage 3)."""
+
+    id: str
+    instruction_id: str
+    instruction: str
+    category: str
+    answer: str
+    retrieved: list[Retrieved] = field(default_factory=list)
+    cited: list[str] = field(default_factory=list)
+    not_in_text: bool = False  # the teacher said the context does not contain the answer
+    teacher: str = ""  # model that answered
+    prompt_version: str = ""
+    finish_reason: str = ""
+    grounding: float | None = None  # share of answer sentences the retrieved text supports
+
+
+CHECKLIST = ("accuracy", "helpfulness", "clarity", "conciseness", "completeness")
+STATUSES = ("accept", "fix", "discard")
+
+
+@dataclass
+class Decision:
+    """A reviewer's decision on one pair (Stage 4); appended to disk the moment it is made."""
+
+    pair_id: str
+    status: str  # one of STATUSES
+    reason: str = ""
+    checklist: dict[str, bool] = field(default_factory=dict)
+    original_answer: str = ""
+    edited_answer: str = ""
+    reviewer: str = ""
+    timestamp: str = ""
+
+
+def to_dict(record: Any) -> dict:
+    return dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    """Build a record from a dict, ignoring unknown keys (files may carry extra fields)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if cls is QAPair and "retrieved" in kwargs:
+        kwargs["retrieved"] = [r if isinstance(r, Retrieved) else Retrieved(**r) for r in kwargs["retrieved"]]
+    return cls(**kwargs)
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
+    """Write records atomically (temp file, then rename); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(to_dict(r), ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def append_jsonl(path: str | Path, record: Any) -> None:
+    """Append one record as one line and flush it to disk, so a crash never loses a decision."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(to_dict(record), ensure_ascii=False) + "\n"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def iter_jsonl(path: str | Path, cls: type[T] | None = None) -> Iterator[T | dict]:
+    """Yield records; a torn last line (from a killed writer) is skipped, any other bad line is an error."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run the previous stage's notebook first, or check the run directory.")
+    with path.open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) and not line.endswith("\n"):
+                continue  # half-written last line of an interrupted run
+            raise ValueError(f"{path}:{i}: not valid JSON ({e.msg}); fix or delete that line.") from None
+        yield from_dict(cls, data) if cls else data
+
+
+def read_jsonl(path: str | Path, cls: type[T] | None = None) -> list[T | dict]:
+    return list(iter_jsonl(path, cls))
