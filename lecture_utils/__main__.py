@@ -1,0 +1,113 @@
+"""Command line for instructors: the same functions the notebooks call.
+
+    python -m lecture_utils corpus stats [PATH]       chapters, passages, words as JSON
+    python -m lecture_utils corpus fetch              download Pride and Prejudice into data/
+    python -m lecture_utils teacher check             one real round trip to the configured teacher
+    python -m lecture_utils teacher serve [--model M] run the embedded teacher in the foreground
+    python -m lecture_utils teacher install NAME      download and verify an offline model
+    python -m lecture_utils run-course --teacher replay|local|openai|endpoint --out DIR
+    python -m lecture_utils factory ...               Stage 5 at scale (see --help)
+    python -m lecture_utils grade SUBMISSIONS --out report.csv
+    python -m lecture_utils slides [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from lecture_utils import corpus
+
+    if args.action == "fetch":
+        print(corpus.fetch_book(args.path))
+    else:
+        print(json.dumps(corpus.stats_for_path(args.path), indent=2))
+    return 0
+
+
+def _teacher(args: argparse.Namespace) -> int:
+    if args.action == "install":
+        from lecture_utils.models import install_model
+
+        print(install_model(args.name or "qwen2.5-coder-1.5b"))
+        return 0
+    if args.action == "serve":
+        from lecture_utils.local_teacher import serve
+
+        serve(model=args.model, port=args.port, host=args.host)
+        return 0
+    from lecture_utils.teacher import connect
+
+    teacher = connect(args.mode)
+    start = time.perf_counter()
+    reply = teacher.chat("In one sentence: who is Elizabeth Bennet?", max_tokens=60, temperature=0.0)
+    print(json.dumps({"teacher": teacher.describe(), "model": reply.model, "reply": reply.text.strip(),
+                      "latency_s": round(time.perf_counter() - start, 2), "cached": reply.cached}, indent=2))
+    return 0
+
+
+def _run_course(args: argparse.Namespace) -> int:
+    from lecture_utils.course import run_course
+
+    result = run_course(teacher=args.teacher, out_dir=args.out, parameters=json.loads(args.parameters or "{}"))
+    print(json.dumps({"out": str(result.out_dir), "seconds": result.seconds, "checks": result.checks}, indent=2))
+    return 0
+
+
+def _passthrough(module: str, func: str):
+    def run(args: argparse.Namespace) -> int:
+        mod = __import__(f"lecture_utils.{module}", fromlist=[func])
+        return getattr(mod, func)(args.rest) or 0
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lecture_utils", description="The Art of the Ask course kit.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("corpus", help="load and inspect the source text")
+    c.add_argument("action", choices=["stats", "fetch"])
+    c.add_argument("path", nargs="?", help="a book file or a folder of documents (default: BOOK_PATH or data/pg1342.txt)")
+    c.set_defaults(func=_corpus)
+
+    t = sub.add_parser("teacher", help="check, serve or install the teacher model")
+    t.add_argument("action", choices=["check", "serve", "install"])
+    t.add_argument("name", nargs="?", help="model to install: qwen2.5-coder-1.5b or smollm2-135m")
+    t.add_argument("--mode", choices=["local", "openai", "endpoint", "replay"], help="default: from the environment")
+    t.add_argument("--model", help="serve: a model name or a .gguf path")
+    t.add_argument("--port", type=int, default=8080)
+    t.add_argument("--host", default="127.0.0.1")
+    t.set_defaults(func=_teacher)
+
+    r = sub.add_parser("run-course", help="execute notebooks 1-5 headless with papermill")
+    r.add_argument("--teacher", default="replay", choices=["replay", "local", "openai", "endpoint"])
+    r.add_argument("--out", default="runs/course")
+    r.add_argument("--parameters", help='extra notebook parameters as JSON, e.g. \'{"N_PER_RUN": 5}\'')
+    r.set_defaults(func=_run_course)
+
+    for name, module, func, help_ in [("factory", "factory", "factory_main", "Stage 5 at scale"),
+                                      ("grade", "grading", "grade_main", "grade a folder of submissions"),
+                                      ("slides", "slides", "slides_main", "build the lecture slides")]:
+        s = sub.add_parser(name, help=help_, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+        s.set_defaults(func=_passthrough(module, func))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, RuntimeError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
