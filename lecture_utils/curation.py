@@ -478,6 +478,7 @@ class CurationPanel:
         self._rendering = False  # set while render() writes widget values, so observers don't echo them back
         self.rule = w.HTML(f"<b>{html.escape(GOLDEN_RULE)}</b>")
         self.progress = w.Label()
+        self.note = w.HTML()
         self.status_filter = w.Dropdown(options=FILTERS, description="Status")
         self.category_filter = w.Dropdown(options=["all", *state.categories], description="Category")
         self.where = w.HTML()
@@ -511,7 +512,7 @@ class CurationPanel:
 
         self.widget = w.VBox([
             self.rule,
-            w.HBox([self.progress]),
+            w.HBox([self.progress, self.note]),
             w.HBox([self.status_filter, self.category_filter]),
             self.where,
             self.instruction,
@@ -598,6 +599,9 @@ class CurationPanel:
         self._rendering = True
         try:
             self.progress.value = state.progress_text()
+            ignored = [f"{state.stale} old decision(s) ignored: the answer changed since"] if state.stale else []
+            ignored += [f"{state.orphans} decision(s) for pairs not in this list"] if state.orphans else []
+            self.note.value = f"<i style='color:#555'>({'; '.join(ignored)})</i>" if ignored else ""
             self.status_filter.value = state.status_filter
             self.category_filter.options = ["all", *state.categories]
             self.category_filter.value = state.category_filter
