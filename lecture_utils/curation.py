@@ -106,7 +106,7 @@ class CurationState:
         self.decisions_path = Path(decisions_path)
         self.reviewer = reviewer
         self.suggestions = {pid: _as_suggestion(s) for pid, s in (suggestions or {}).items()}
-        self._index = {}
+        self._index: dict[str, int] = {}
         for i, pair in enumerate(self.pairs):
             if pair.id in self._index:
                 raise CurationError(f"Pair id {pair.id!r} appears twice in the pairs; ids must be unique.")

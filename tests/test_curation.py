@@ -323,3 +323,16 @@ def test_panel_clicks_reach_disk_and_show_errors(path):
     # A restart: a new state and panel on the same file pick up at the first unreviewed pair.
     resumed = CurationPanel(CurationState(make_pairs(), PASSAGES, path))
     assert resumed.state.current.id == "q4" and resumed.progress.value.startswith("3 / 5")
+
+
+def test_from_run_dir_reads_the_stage_files_and_rejects_a_hand_broken_decision(tmp_path):
+    write_jsonl(tmp_path / "qa_pairs.jsonl", make_pairs())
+    write_jsonl(tmp_path / "passages.jsonl", PASSAGES)
+    state = CurationState.from_run_dir(tmp_path, reviewer="ana")
+    state.decide("accept")
+    assert read_jsonl(tmp_path / "decisions.jsonl", Decision)[0].pair_id == "q1"
+    assert CurationState.from_run_dir(tmp_path).current.id == "q2"
+    with (tmp_path / "decisions.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"pair_id": "q2", "status": "ok"}) + "\n")
+    with pytest.raises(CurationError, match="record 2: status 'ok' is not one of accept, fix, discard"):
+        CurationState.from_run_dir(tmp_path)
