@@ -1,0 +1,595 @@
+"""Stage 1: load a Project Gutenberg book or a folder of your own documents and cut it into passages.
+
+A book is cleaned (licence header and footer, front matter, illustrations and table of contents removed, lines
+unwrapped into paragraphs) into `Book.text`; every passage is an exact slice of it: `book.text[p.start:p.end] == p.text`.
+A document's passages are exact slices of the file's own text (BOM removed, line ends as LF), see `read_text`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .records import Passage
+
+BOOK_URL = "https://www.gutenberg.org/cache/epub/1342/pg1342.txt"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BOOK = REPO_ROOT / "data" / "pg1342.txt"
+DOC_SUFFIXES = (".txt", ".md", ".rst")
+FETCH_HINT = "run `python -m lecture_utils corpus fetch`, or set BOOK_PATH to a local copy of pg1342.txt"
+MIN_CHAPTER_CHARS = 200  # a heading followed by less text than this is a table-of-contents entry, not a chapter
+
+
+class CorpusError(ValueError):
+    """A source that cannot be loaded; the message says how to fix it."""
+
+
+class CorpusWarning(UserWarning):
+    """Something was guessed while loading (an encoding, missing markers); the text was still loaded."""
+
+
+@dataclass
+class Chapter:
+    number: int  # 1, 2, ... in reading order (letters and chapters share one sequence)
+    title: str  # "" when the heading is only a number, as in Pride and Prejudice
+    start: int  # offsets into Book.text; the chapter starts with its heading line
+    end: int
+    heading: str = ""  # the heading as printed, e.g. "CHAPTER XII."
+    body_start: int = 0  # where the first paragraph after the heading starts
+
+
+@dataclass
+class Book:
+    title: str
+    text: str  # cleaned: chapter headings and unwrapped paragraphs only
+    chapters: list[Chapter]
+    removed: dict[str, int] = field(default_factory=dict)  # what cleaning dropped, for display
+    source: str = ""  # file name, used as Passage.source
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def _looks_binary(data: bytes) -> bool:
+    return b"\x00" in data[:65536]
+
+
+def _mostly_garbage(text: str) -> bool:
+    """True when more than 10% of the characters are control characters or undecodable bytes."""
+    sample = text[:65536]
+    bad = sum(1 for c in sample if c == "\ufffd" or (unicodedata.category(c) == "Cc" and c not in "\t\n\r\f\v"))
+    return bad > 0.1 * len(sample)
+
+
+def read_text(path: str | Path) -> str:
+    """Decode a text file (UTF-8 with or without BOM, else cp1252 with a warning) with LF line ends."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"{path} not found: check the path (relative paths start at {Path.cwd()}).")
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder: pass a text file, or use load_documents() for a folder.")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{path} cannot be read ({e.strerror}): check its permissions.") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")  # Windows editors' "Unicode" is UTF-16 with a BOM
+    elif _looks_binary(data):
+        raise CorpusError(f"{path} looks like a binary file (PDF, Word, image?), not plain text: save it as UTF-8 .txt.")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
+            warnings.warn(f"{path} is not valid UTF-8; read it as Windows-1252 (cp1252). Re-save it as UTF-8 if "
+                          "characters look wrong.", CorpusWarning, stacklevel=3)
+    if not text.strip():
+        raise CorpusError(f"{path} is empty: put some text in it or point at another file.")
+    if _mostly_garbage(text):
+        raise CorpusError(f"{path} looks like a binary file (mostly unreadable characters): save it as UTF-8 .txt.")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def resolve_book_path(path: str | Path | None = None) -> Path:
+    """The book to load: the explicit path, else $BOOK_PATH, else data/pg1342.txt in the repo."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get("BOOK_PATH")
+    if env:
+        p = Path(env).expanduser()
+        if not p.exists():
+            raise CorpusError(f"BOOK_PATH={env} does not exist: fix the variable, or unset it and {FETCH_HINT}.")
+        return p
+    if DEFAULT_BOOK.exists():
+        return DEFAULT_BOOK
+    raise CorpusError(f"No book at {DEFAULT_BOOK}: {FETCH_HINT}.")
+
+
+def fetch_book(dest: str | Path | None = None, url: str = BOOK_URL, timeout: float = 20.0,
+               force: bool = False) -> Path:
+    """Download Pride and Prejudice from Project Gutenberg to `dest` (default: data/pg1342.txt in the repo)."""
+    dest = Path(dest) if dest is not None else DEFAULT_BOOK
+    if dest.exists() and not force:
+        return dest
+    request = urllib.request.Request(url, headers={"User-Agent": "lecture-utils course kit"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as e:
+        reason = " ".join(str(getattr(e, "reason", e)).split())
+        raise CorpusError(f"Could not download {url} ({reason}); offline? Set BOOK_PATH to a local copy or pass a "
+                          f"path, or copy the file to {dest}.") from None
+    if b"*** START OF" not in data:
+        raise CorpusError(f"{url} did not return a Project Gutenberg text; download it by hand to {dest}.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)  # never leave a half-downloaded book where the loader looks
+    return dest
+
+
+# ---------------------------------------------------------------- the Gutenberg licence
+
+
+_START_RE = re.compile(r"^[ \t]*\*{3}[ \t]*START OF\b.*$", re.I | re.M)
+_END_RE = re.compile(r"^[ \t]*\*{3}[ \t]*END OF\b.*$", re.I | re.M)
+_OLD_END_RE = re.compile(r"^[ \t]*End of (the )?Project Gutenberg\b.*$", re.I | re.M)  # older files, before *** END
+
+
+def strip_gutenberg(text: str, name: str = "the book") -> tuple[str, int, int]:
+    """Cut the licence header and footer at the START/END marker lines; returns (body, header_chars, footer_chars)."""
+    start = _START_RE.search(text)
+    end = _END_RE.search(text, start.end() if start else 0)
+    if not start and not end:
+        warnings.warn(f"{name}: no Project Gutenberg START/END markers found; kept all of the text.",
+                      CorpusWarning, stacklevel=3)
+    elif not start:
+        warnings.warn(f"{name}: no '*** START OF' marker; kept the text from the beginning.", CorpusWarning,
+                      stacklevel=3)
+    elif not end:
+        warnings.warn(f"{name}: no '*** END OF' marker; kept the text to the end.", CorpusWarning, stacklevel=3)
+    body_start = start.end() if start else 0
+    body_end = end.start() if end else len(text)
+    old = _OLD_END_RE.search(text, body_start, body_end)
+    if old:
+        body_end = old.start()
+    return text[body_start:body_end], body_start, len(text) - body_end
+
+
+def _book_title(text: str, fallback: str) -> str:
+    for pattern in (r"^Title:[ \t]*(.+)$", r"^\W*The Project Gutenberg e-?book,? of (.+?)(?:, by .*)?$",
+                    r"\*{3}[ \t]*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK (.+?)[ \t]*\*{3}"):
+        m = re.search(pattern, text[:20000], re.I | re.M)
+        if m:
+            title = m.group(1).strip()
+            return title.title() if title.isupper() else title
+    return fallback
+
+
+# ---------------------------------------------------------------- chapter headings
+
+
+_HEADING_RE = re.compile(
+    r"^(?P<kind>chapter|letter)\s+(?P<num>\d+|[ivxlcdm]+)\b\.?(?:\s*[.:\u2014\u2013-]+\s*|\s+)?(?P<title>.*)$", re.I)
+_ROMAN_RE = re.compile(r"^M{0,4}(CM|CD|D?C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})$")
+_END_OF_BOOK_RE = re.compile(r"^(THE END|The End|FINIS|Finis)\.?$")
+_TOC_LINE_RE = re.compile(r"^\S.*?(\s{2,}|\.{3,}\s*)(\d+|[ivxlcdm]+)$", re.I)  # "Heading to Chapter I.      1"
+
+
+def roman_to_int(s: str) -> int | None:
+    s = s.upper()
+    if not s or not _ROMAN_RE.match(s):
+        return None
+    values = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
+    total = 0
+    for a, b in zip(s, s[1:] + " "):
+        total += -values[a] if b != " " and values[a] < values[b] else values[a]
+    return total
+
+
+def parse_heading(line: str) -> tuple[str, int, str] | None:
+    """('chapter'|'letter', number, title) when the line is a chapter heading such as `CHAPTER XII.`."""
+    line = line.strip()
+    if len(line) > 100:
+        return None
+    m = _HEADING_RE.match(line)
+    if not m:
+        return None
+    num = m.group("num")
+    number = int(num) if num.isdigit() else roman_to_int(num)
+    if number is None:
+        return None
+    return m.group("kind").lower(), number, m.group("title").strip().rstrip(".").strip()
+
+
+def _ends_sentence(line: str) -> bool:
+    return line.rstrip()[-1:] in tuple(".!?:;\"\u201d\u2019')_]*")
+
+
+def _remove_illustrations(lines: list[str]) -> tuple[list[tuple[int, str]], int]:
+    """Drop `[Illustration ...]` blocks (bracket-balanced, possibly multi-line); keep a chapter heading or
+    'THE END' printed inside one, and rejoin a paragraph that an illustration cut in two."""
+    kept: list[tuple[int, str]] = []  # (original line index, text)
+    count = 0
+    i = 0
+    while i < len(lines):
+        if not lines[i].lstrip().lower().startswith("[illustration"):
+            kept.append((i, lines[i]))
+            i += 1
+            continue
+        count += 1
+        depth, j = 0, i
+        for j in range(i, min(i + 40, len(lines))):
+            depth += lines[j].count("[") - lines[j].count("]")
+            if depth <= 0:
+                break
+        else:
+            j = i  # unbalanced: treat only the marker line as the illustration
+        inner = [ln.strip(" \t[]") for ln in lines[i:j + 1]]
+        inner[0] = re.sub(r"^illustration:?", "", inner[0], flags=re.I).strip(" \t[]")
+        heading = next((ln for ln in inner if parse_heading(ln)), None)
+        words = " ".join(" ".join(inner).split())
+        if heading:
+            kept += [(i, ""), (i, heading), (i, "")]
+        elif _END_OF_BOOK_RE.match(words):
+            kept += [(i, ""), (i, words), (i, "")]
+        else:
+            nxt = j + 1
+            while nxt < len(lines) and not lines[nxt].strip():
+                nxt += 1
+            prev = next((t for _, t in reversed(kept) if t.strip()), "")
+            if (prev and nxt < len(lines) and not _ends_sentence(prev) and not parse_heading(prev)
+                    and lines[nxt].lstrip()[:1].islower()):
+                while kept and not kept[-1][1].strip():  # the text runs on across the picture
+                    kept.pop()
+                j = nxt - 1
+        i = j + 1
+    return kept, count
+
+
+@dataclass
+class _Heading:
+    index: int  # into the kept lines
+    size: int  # 1, or 2 when the title is on the next line
+    kind: str
+    number: int
+    title: str
+    text: str
+
+
+def _find_headings(lines: list[str]) -> list[_Heading]:
+    found = []
+    for i, line in enumerate(lines):
+        parsed = parse_heading(line) if line.strip() else None
+        if not parsed or (i > 0 and lines[i - 1].strip()):
+            continue
+        kind, number, title = parsed
+        size, text = 1, line.strip()
+        after = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if after:
+            # a short line right under a bare heading, then a blank line, is the chapter's title
+            below = lines[i + 2].strip() if i + 2 < len(lines) else ""
+            if title or below or len(after) > 80 or parse_heading(after):
+                continue
+            size, title, text = 2, after.rstrip("."), f"{text}\n{after}"
+        found.append(_Heading(i, size, kind, number, title, text))
+    return found
+
+
+def _real_chapters(lines: list[str], heads: list[_Heading]) -> list[bool]:
+    """A table of contents lists headings too; a real chapter has body text before the next heading."""
+    real = []
+    for k, h in enumerate(heads):
+        stop = heads[k + 1].index if k + 1 < len(heads) else len(lines)
+        real.append(sum(len(ln.strip()) for ln in lines[h.index + h.size:stop]) >= MIN_CHAPTER_CHARS)
+    # the last contents entry may be followed by a preface: it is not real if the same heading comes again later
+    for k in range(1, len(heads)):
+        key = (heads[k].kind, heads[k].number)
+        if real[k] and not real[k - 1] and any(real[j] and (heads[j].kind, heads[j].number) == key
+                                               for j in range(k + 1, len(heads))):
+            real[k] = False
+    return real
+
+
+def _unwrap(lines: list[str]) -> list[str]:
+    """Join hard-wrapped lines into one line per paragraph (paragraphs are separated by blank lines)."""
+    paragraphs, current = [], ""
+    for line in lines + [""]:
+        words = " ".join(line.split())
+        if not words:
+            if current:
+                paragraphs.append(current)
+            current = ""
+        elif not current:
+            current = words
+        elif current.endswith(("-", "\u2014")):  # "to-" + "day", "go--" + "or": no space
+            current += words
+        else:
+            current += " " + words
+    return paragraphs
+
+
+# ---------------------------------------------------------------- books
+
+
+def clean_book(raw: str, source: str = "book", title: str | None = None) -> Book:
+    """Clean the decoded text of a Gutenberg book into a Book (see the module docstring)."""
+    body, header_chars, footer_chars = strip_gutenberg(raw, source)
+    original = body.split("\n")
+    offsets = [0]
+    for line in original:
+        offsets.append(offsets[-1] + len(line) + 1)
+    kept, illustrations = _remove_illustrations(original)
+    lines = [t for _, t in kept]
+    heads = _find_headings(lines)
+    real = _real_chapters(lines, heads)
+    chapters_found = [h for h, r in zip(heads, real) if r]
+    dropped_heads = {h.index for h, r in zip(heads, real) if not r}
+
+    # front matter: everything before the first chapter; back matter: a closing "THE END" and what follows
+    first = chapters_found[0].index if chapters_found else 0
+    stop = len(lines)
+    last = chapters_found[-1].index if chapters_found else 0
+    for i in range(len(lines) - 1, last, -1):
+        if _END_OF_BOOK_RE.match(lines[i].strip()):
+            stop = i
+            break
+    if not chapters_found:
+        warnings.warn(f"{source}: no chapter headings found (CHAPTER I., Chapter 1, Letter 1); the whole text is "
+                      "one chapter.", CorpusWarning, stacklevel=2)
+        chapters_found = [_Heading(-1, 1, "chapter", 1, "", "")]
+    front_chars = offsets[kept[first][0]] if chapters_found[0].index >= 0 and kept else 0
+    back_chars = offsets[-1] - 1 - offsets[kept[stop][0]] if stop < len(lines) else 0
+    toc_lines = sum(1 for i, ln in enumerate(lines[:first]) if _TOC_LINE_RE.match(ln.strip()) or parse_heading(ln))
+    toc_lines += sum(1 for i in dropped_heads if i >= first)
+
+    text, chapters = "", []
+    for k, h in enumerate(chapters_found):
+        begin = h.index + h.size
+        end = chapters_found[k + 1].index if k + 1 < len(chapters_found) else stop
+        body_lines = ["" if i in dropped_heads else lines[i] for i in range(max(begin, 0), end)]
+        if text:
+            text += "\n\n\n"
+        start = len(text)
+        if h.text:
+            text += h.text + "\n\n"
+        body_start = len(text)
+        text += "\n\n".join(_unwrap(body_lines))
+        chapters.append(Chapter(k + 1, h.title, start, len(text), h.text, body_start))
+    removed = {"header_chars": header_chars, "footer_chars": footer_chars, "front_matter_chars": front_chars,
+               "back_matter_chars": back_chars, "illustrations": illustrations, "toc_lines": toc_lines}
+    return Book(title or _book_title(raw, source), text, chapters, removed, source)
+
+
+def load_book(path: str | Path | None = None) -> Book:
+    """Load and clean a Project Gutenberg plain-text book (path, else $BOOK_PATH, else data/pg1342.txt)."""
+    path = resolve_book_path(path)
+    if not path.exists():
+        raise CorpusError(f"Book file {path} not found: pass the right path, or {FETCH_HINT}.")
+    raw = read_text(path)
+    return clean_book(raw, path.name, _book_title(raw, path.stem))
+
+
+# ---------------------------------------------------------------- passages
+
+
+_SENTENCE_END_RE = re.compile(r"[.!?][\"'\u201d\u2019)_]*(?=\s+\S)")
+
+
+def _split_long(text: str, start: int, end: int, target: int) -> list[tuple[int, int]]:
+    """Cut a paragraph longer than 1.5 x target at sentence ends into pieces of about `target` characters."""
+    if end - start <= 1.5 * target:
+        return [(start, end)]
+    cuts = [m.end() for m in _SENTENCE_END_RE.finditer(text, start, end)]
+    pieces, piece_start, last_cut = [], start, None
+    for cut in cuts + [end]:
+        if cut - piece_start > target and last_cut is not None:
+            pieces.append((piece_start, last_cut))
+            piece_start = last_cut
+            while text[piece_start].isspace():
+                piece_start += 1
+            last_cut = None
+        last_cut = cut if cut > piece_start else last_cut
+    pieces.append((piece_start, end))
+    return pieces
+
+
+def _merge(spans: list[tuple[int, int]], target: int) -> list[tuple[int, int]]:
+    """Merge consecutive paragraph spans up to `target` characters; a short tail joins the previous group."""
+    groups: list[tuple[int, int]] = []
+    for s, e in spans:
+        if groups and e - groups[-1][0] <= target:
+            groups[-1] = (groups[-1][0], e)
+        else:
+            groups.append((s, e))
+    if len(groups) > 1 and groups[-1][1] - groups[-1][0] < target / 4 and groups[-1][1] - groups[-2][0] <= 1.5 * target:
+        groups[-2:] = [(groups[-2][0], groups[-1][1])]
+    return groups
+
+
+def _paragraph_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans, pos = [], start
+    while pos < end:
+        stop = text.find("\n\n", pos, end)
+        stop = end if stop < 0 else stop
+        s, e = pos, stop
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            spans.append((s, e))
+        pos = stop + 2
+    return spans
+
+
+def book_passages(book: Book, target_chars: int = 1200) -> list[Passage]:
+    """Paragraphs merged up to target_chars, never across chapters; ids like `ch12-p004`."""
+    width = max(2, len(str(len(book.chapters))))
+    passages = []
+    for ch in book.chapters:
+        spans = [piece for s, e in _paragraph_spans(book.text, ch.body_start, ch.end)
+                 for piece in _split_long(book.text, s, e, target_chars)]
+        for k, (s, e) in enumerate(_merge(spans, target_chars), 1):
+            passages.append(Passage(f"ch{ch.number:0{width}d}-p{k:03d}", book.source, book.text[s:e], s, e,
+                                    ch.number, ch.title or None))
+    return passages
+
+
+# ---------------------------------------------------------------- documents
+
+
+_ATX_RE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_UNDERLINE_RE = re.compile(r"^([=\-`:'\"~^_*+#<>])\1{2,}[ \t]*$")
+_FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
+_RULE_RE = re.compile(r"^ {0,3}([-*_])([ \t]*\1){2,}[ \t]*$")
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "doc"
+
+
+def document_sections(text: str, markdown: bool) -> list[tuple[str | None, list[tuple[int, int]]]]:
+    """Split a document into (heading, paragraph spans); Markdown `#` and underlined (RST/setext) headings count."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    sections: list[tuple[str | None, list[tuple[int, int]]]] = [(None, [])]
+    para: list[int] = []  # line indices of the paragraph being read
+    in_fence = False
+
+    def flush() -> None:
+        if para:
+            s = starts[para[0]] + len(lines[para[0]]) - len(lines[para[0]].lstrip())
+            e = starts[para[-1]] + len(lines[para[-1]].rstrip())
+            sections[-1][1].append((s, e))
+            para.clear()
+
+    i = 0
+    if markdown and lines[0].strip() == "---" and "---" in (ln.strip() for ln in lines[1:]):
+        i = [ln.strip() for ln in lines].index("---", 1) + 1  # YAML front matter is metadata, not text
+    while i < len(lines):
+        line = lines[i]
+        below = lines[i + 1] if i + 1 < len(lines) else ""
+        if markdown and _FENCE_RE.match(line):
+            in_fence = not in_fence
+        if in_fence or (markdown and _FENCE_RE.match(line)):
+            para.append(i)
+            i += 1
+            continue
+        atx = _ATX_RE.match(line) if markdown else None
+        underlined = (line.strip() and not para and not line[:1].isspace()
+                      and (_UNDERLINE_RE.match(below) or (markdown and _SETEXT_RE.match(below)))
+                      and len(below.strip()) >= min(len(line.strip()), 3))
+        overlined = (not para and _UNDERLINE_RE.match(line) and i + 2 < len(lines) and lines[i + 1].strip()
+                     and lines[i + 2].strip() == line.strip())
+        if atx or underlined or overlined:
+            flush()
+            title = atx.group(2) if atx else (lines[i + 1] if overlined else line).strip()
+            sections.append((title.strip(), []))
+            i += 1 if atx else 2 if underlined else 3
+        elif not line.strip() or (markdown and _RULE_RE.match(line)):
+            flush()
+            i += 1
+        else:
+            para.append(i)
+            i += 1
+    flush()
+    return sections
+
+
+def document_passages(text: str, source: str, slug: str | None = None, target_chars: int = 1200) -> list[Passage]:
+    """Passages of one document; ids like `guide-md-s02-p001` (s00 is the text before the first heading)."""
+    slug = slug or slugify(source)
+    markdown = source.lower().endswith(".md")
+    passages = []
+    for number, (title, spans) in enumerate(document_sections(text, markdown)):
+        spans = [piece for s, e in spans for piece in _split_long(text, s, e, target_chars)]
+        for k, (s, e) in enumerate(_merge(spans, target_chars), 1):
+            passages.append(Passage(f"{slug}-s{number:02d}-p{k:03d}", source, text[s:e], s, e, None, title))
+    return passages
+
+
+def _is_hidden(rel: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
+
+
+def load_documents(folder: str | Path, target_chars: int = 1200) -> list[Passage]:
+    """Every .txt/.md/.rst file under `folder` (sorted), as passages whose source is the path inside the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"{folder} is not a folder: pass the folder that holds your .txt/.md/.rst documents.")
+    files = sorted((p for p in folder.rglob("*") if p.suffix.lower() in DOC_SUFFIXES and p.is_file()
+                    and not _is_hidden(p.relative_to(folder))), key=lambda p: p.relative_to(folder).as_posix())
+    passages: list[Passage] = []
+    slugs: set[str] = set()
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        try:
+            text = read_text(path)
+        except CorpusError as e:
+            warnings.warn(f"Skipped {rel}: {e}", CorpusWarning, stacklevel=2)
+            continue
+        slug, n = slugify(rel), 2
+        while slug in slugs:  # "a-b.md" and "a/b.md" share a slug; sorted order keeps the suffix stable
+            slug, n = f"{slugify(rel)}-{n}", n + 1
+        ps = document_passages(text, rel, slug, target_chars)
+        if not ps:
+            warnings.warn(f"Skipped {rel}: no text outside headings.", CorpusWarning, stacklevel=2)
+            continue
+        slugs.add(slug)
+        passages += ps
+    if not passages:
+        raise CorpusError(f"No usable documents in {folder} ({len(files)} .txt/.md/.rst files, none with readable "
+                          "text): add some, or point at another folder.")
+    return passages
+
+
+def load_corpus(path: str | Path | None = None, target_chars: int = 1200) -> list[Passage]:
+    """Passages from a folder of documents, a single .md/.rst document, or a book (the default)."""
+    if path is not None and Path(path).is_dir():
+        return load_documents(path, target_chars)
+    if path is not None and Path(path).suffix.lower() in (".md", ".rst"):
+        path = Path(path)
+        passages = document_passages(read_text(path), path.name, None, target_chars)
+        if not passages:
+            raise CorpusError(f"{path} has no text outside its headings: add some or point at another file.")
+        return passages
+    return book_passages(load_book(path), target_chars)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def corpus_stats(passages: list[Passage]) -> dict:
+    """Counts for display and the CLI: chapters, passages, words, characters, passage length in words."""
+    words = [len(p.text.split()) for p in passages]
+    return {
+        "sources": len({p.source for p in passages}),
+        "chapters": len({(p.source, p.chapter) for p in passages if p.chapter is not None}),
+        "sections": len({(p.source, p.section) for p in passages if p.section is not None}),
+        "passages": len(passages),
+        "words": sum(words),
+        "characters": sum(len(p.text) for p in passages),
+        "mean_passage_words": round(sum(words) / len(words), 1) if words else 0.0,
+        "min_passage_words": min(words, default=0),
+        "max_passage_words": max(words, default=0),
+    }
+
+
+def stats_for_path(path: str | Path | None = None, target_chars: int = 1200) -> dict:
+    """`python -m lecture_utils corpus stats [PATH]`: corpus_stats plus the path (and, for a book, what was removed)."""
+    p = Path(path) if path is not None else resolve_book_path()
+    if p.is_dir() or p.suffix.lower() in (".md", ".rst"):
+        return {"path": str(p), **corpus_stats(load_corpus(p, target_chars))}
+    book = load_book(p)
+    return {"path": str(p), "title": book.title, **corpus_stats(book_passages(book, target_chars)),
+            "removed": dict(book.removed)}

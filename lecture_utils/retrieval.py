@@ -1,0 +1,192 @@
+"""BM25 retrieval over passages (Stage 3): find the passages a question is about.
+
+`BM25Index` wraps rank-bm25, the readable reference the notebooks teach with. `FastBM25Index` computes the very
+same Okapi BM25 scores (k1=1.5, b=0.75, idf floor epsilon * mean idf) from a sparse term x passage matrix, so a
+query touches only the passages that contain its words; the factory uses it for thousands of queries.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+from rank_bm25 import BM25Okapi
+from scipy import sparse
+
+from .records import Passage
+
+STOP_WORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being below between both
+but by can could did do does doing down during each either else ever every few for from further had has have having
+he her here hers herself him himself his how however i if in into is it its itself just let may me might more most
+much must my myself neither no nor not now of off on once one only or other otherwise ought our ours ourselves out
+over own per quite rather same shall she should so some such than that the their theirs them themselves then there
+therefore these they this those though through thus to too under until up upon us very was we were what whatever
+when where whether which while who whom whose why will with within without would yet you your yours yourself
+yourselves
+dont didnt doesnt isnt wasnt arent werent hasnt havent hadnt cant couldnt wouldnt shouldnt wont mustnt shant
+im ive youre youve youd youll hes shes theyre theyve theyd theyll weve wed well thats whats theres heres lets
+""".split())
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_COMBINING_RE = re.compile(r"[\u0300-\u036f]")
+_TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+class RetrievalError(ValueError):
+    """A search that cannot run (no passages, an empty query); the message says how to fix it."""
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words without accents, punctuation, possessive 's or stop words: "Darcy's" -> "darcy"."""
+    text = text.casefold().translate(_APOSTROPHES)
+    if not text.isascii():
+        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text))
+    tokens = []
+    for word in _TOKEN_RE.findall(text):
+        if word.endswith("'s"):
+            word = word[:-2]
+        word = word.replace("'", "")  # "don't" -> "dont", which the stop list knows
+        if word and word not in STOP_WORDS:
+            tokens.append(word)
+    return tokens
+
+
+def _query_tokens(query: str) -> list[str]:
+    if not isinstance(query, str) or not query.strip():
+        raise RetrievalError("Empty query: pass the question or instruction to search for.")
+    tokens = tokenize(query)
+    if not tokens:
+        raise RetrievalError(f"Query {query!r} has only stop words or punctuation: add a content word (a name, "
+                             "a place, a topic).")
+    return tokens
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise RetrievalError(f"k={k!r}: ask for at least one passage (k >= 1).")
+
+
+def _tokenized(passages: Sequence[Passage]) -> list[list[str]]:
+    if not passages:
+        raise RetrievalError("No passages to index: load a corpus first (corpus.load_corpus) and pass its passages.")
+    tokens = [tokenize(p.text) for p in passages]
+    if not any(tokens):
+        raise RetrievalError("The passages contain no searchable words (only stop words or punctuation): "
+                             "check the corpus you loaded.")
+    return tokens
+
+
+def _top_k(doc_ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k best (doc, score) with score > 0, highest first; equal scores in reading order, so results are stable."""
+    keep = scores > 0
+    doc_ids, scores = doc_ids[keep], scores[keep]
+    if len(scores) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # k-th largest; keep everything tied with it
+        keep = scores >= kth
+        doc_ids, scores = doc_ids[keep], scores[keep]
+    order = np.lexsort((doc_ids, -scores))[:k]
+    return [(int(doc_ids[i]), float(scores[i])) for i in order]
+
+
+class BM25Index:
+    """The reference: rank-bm25's BM25Okapi over tokenized passages."""
+
+    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
+        self.passages = list(passages)
+        self.bm25 = BM25Okapi(_tokenized(self.passages), k1=k1, b=b, epsilon=epsilon)
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for the query, in passage order."""
+        return self.bm25.get_scores(_query_tokens(query))
+
+    def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
+        """The k passages that match the query best (only those sharing a word with it), highest score first."""
+        _check_k(k)
+        scores = self.scores(query)
+        return [(self.passages[i], s) for i, s in _top_k(np.arange(len(scores)), scores, k)]
+
+    def search_batch(self, queries: Iterable[str], k: int = 5) -> list[list[tuple[Passage, float]]]:
+        return [self.search(q, k) for q in queries]
+
+
+class FastBM25Index:
+    """The same scores as BM25Index from a sparse matrix: a query only touches passages that contain its words."""
+
+    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
+        self.passages = list(passages)
+        self.k1, self.b, self.epsilon = k1, b, epsilon
+        self.vocab: dict[str, int] = {}  # term -> row, in order of first appearance (as rank-bm25's idf dict)
+        terms, docs, tfs, doc_len = [], [], [], []
+        for d, tokens in enumerate(_tokenized(self.passages)):
+            counts = Counter(tokens)
+            doc_len.append(len(tokens))
+            for term, tf in counts.items():
+                terms.append(self.vocab.setdefault(term, len(self.vocab)))
+                docs.append(d)
+                tfs.append(tf)
+        terms_a, docs_a, tf_a = np.array(terms), np.array(docs), np.array(tfs)
+        n = len(self.passages)
+        self.avgdl = sum(doc_len) / n
+        # idf exactly as rank-bm25 computes it (same order of summation), so the two indexes rank identically
+        df = np.bincount(terms_a, minlength=len(self.vocab))
+        idf = [math.log(n - f + 0.5) - math.log(f + 0.5) for f in df.tolist()]
+        self.average_idf = sum(idf) / len(idf)
+        floor = epsilon * self.average_idf
+        self.idf = np.array([floor if v < 0 else v for v in idf])
+        dl = np.array(doc_len)[docs_a]
+        weights = self.idf[terms_a] * (tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / self.avgdl)))
+        self.matrix = sparse.csr_matrix((weights, (terms_a, docs_a)), shape=(len(self.vocab), n))
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for the query, in passage order."""
+        m = self.matrix
+        scores = np.zeros(len(self.passages))
+        for term in _query_tokens(query):
+            row = self.vocab.get(term)
+            if row is not None:  # added in query order, as rank-bm25 does, so the sums are bit-identical
+                lo, hi = m.indptr[row], m.indptr[row + 1]
+                scores[m.indices[lo:hi]] += m.data[lo:hi]
+        return scores
+
+    def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
+        """The k passages that match the query best (only those sharing a word with it), highest score first."""
+        _check_k(k)
+        scores = self.scores(query)
+        candidates = np.flatnonzero(scores)
+        return [(self.passages[i], s) for i, s in _top_k(candidates, scores[candidates], k)]
+
+    def search_batch(self, queries: Iterable[str], k: int = 5) -> list[list[tuple[Passage, float]]]:
+        """Many queries at once: one sparse (queries x terms) @ (terms x passages) product per chunk of queries."""
+        _check_k(k)
+        queries = list(queries)
+        rows, cols = [], []
+        for i, q in enumerate(queries):
+            try:
+                tokens = _query_tokens(q)
+            except RetrievalError as e:
+                raise RetrievalError(f"Query #{i}: {e}") from None
+            for term in tokens:
+                if term in self.vocab:
+                    rows.append(i)
+                    cols.append(self.vocab[term])
+        counts = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab)))
+        chunk = max(16, min(4096, 4_000_000 // len(self.passages)))  # bounds the size of the product in memory
+        results = []
+        for c in range(0, len(queries), chunk):
+            product = (counts[c:c + chunk] @ self.matrix).tocsr()
+            for r in range(product.shape[0]):
+                lo, hi = product.indptr[r], product.indptr[r + 1]
+                hits = _top_k(product.indices[lo:hi], product.data[lo:hi], k)
+                results.append([(self.passages[i], s) for i, s in hits])
+        return results
