@@ -1,0 +1,469 @@
+"""Stage 1: books and document folders become passages that point back to their source."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+
+from lecture_utils import corpus
+from lecture_utils.corpus import (Book, CorpusError, CorpusWarning, book_passages, clean_book, corpus_stats,
+                                  fetch_book, load_book, load_corpus, load_documents, read_text, stats_for_path)
+
+SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
+needs_book = pytest.mark.skipif(not SHARED_BOOK.exists(), reason=f"shared book copy not found at {SHARED_BOOK}")
+
+HEADER = """The Project Gutenberg eBook of The Lamp Keepers
+
+This ebook is for the use of anyone anywhere, see www.gutenberg.org for the licence.
+
+Title: The Lamp Keepers
+
+Author: A. Test Writer
+
+*** START OF THE PROJECT GUTENBERG EBOOK THE LAMP KEEPERS ***
+"""
+FOOTER = """
+*** END OF THE PROJECT GUTENBERG EBOOK THE LAMP KEEPERS ***
+
+Section 1. General Terms of Use and Redistributing Project Gutenberg electronic works.
+More licence text about the Project Gutenberg Literary Archive Foundation at www.gutenberg.org.
+"""
+
+
+def paragraph(chapter: int, k: int, words: int = 40) -> str:
+    """A synthetic, hard-wrapped paragraph that names its chapter and position."""
+    base = f"Keeper{chapter} lit lamp number {k} at dusk and wrote the hour in the harbour ledger."
+    text = " ".join([base] * max(1, words // 16))
+    lines, line = [], ""
+    for w in text.split():
+        if len(line) + len(w) > 68:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    return "\n".join(lines + [line])
+
+
+def chapter_body(n: int, paragraphs: int = 3) -> str:
+    return "\n\n".join(paragraph(n, k) for k in range(1, paragraphs + 1))
+
+
+def make_book(headings: list[str], front: str = "", header: str = HEADER, footer: str = FOOTER) -> str:
+    body = "".join(f"\n\n\n{h}\n\n\n{chapter_body(i + 1)}\n" for i, h in enumerate(headings))
+    return f"{header}\n\n{front}\n{body}{footer}"
+
+
+def write(tmp_path: Path, text: str, name: str = "book.txt", encoding: str = "utf-8", newline: str = "\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.replace("\n", newline).encode(encoding))
+    return path
+
+
+def load_quiet(path) -> Book:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorpusWarning)  # these inputs are clean: any warning is a bug
+        return load_book(path)
+
+
+# ---------------------------------------------------------------- encodings
+
+
+def test_bom_crlf_and_plain_lf_load_to_the_same_book(tmp_path):
+    text = make_book(["CHAPTER I.", "CHAPTER II."])
+    plain = load_quiet(write(tmp_path, text, "lf.txt"))
+    bom_crlf = load_quiet(write(tmp_path, "\ufeff" + text, "bom.txt", newline="\r\n"))
+    assert bom_crlf.text == plain.text
+    assert "\r" not in bom_crlf.text and not bom_crlf.text.startswith("\ufeff")
+    assert [p.id for p in book_passages(bom_crlf)] == [p.id for p in book_passages(plain)]
+
+
+def test_cp1252_file_loads_with_a_warning(tmp_path):
+    text = make_book(["Chapter 1", "Chapter 2"]).replace("harbour ledger", "caf\u00e9 ledger \u2013 na\u00efve")
+    path = write(tmp_path, text, encoding="cp1252")
+    with pytest.warns(CorpusWarning, match="cp1252"):
+        book = load_book(path)
+    assert "caf\u00e9 ledger \u2013 na\u00efve" in book.text
+
+
+def test_utf16_with_bom_is_read(tmp_path):
+    path = write(tmp_path, make_book(["Chapter 1"]), encoding="utf-16")
+    assert len(load_quiet(path).chapters) == 1
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "is empty"),
+    (b"  \r\n\n \t\n", "is empty"),
+    (b"%PDF-1.7\n\x00\x01\x02binary\x00stream", "binary"),
+    (bytes(range(1, 32)) * 200, "binary"),  # no NUL bytes, but nothing readable either
+])
+def test_empty_and_binary_files_give_one_line_errors(tmp_path, content, match):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=match) as err:
+        load_book(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_book_names_the_fix(tmp_path):
+    with pytest.raises(CorpusError) as err:
+        load_book(tmp_path / "nope.txt")
+    msg = str(err.value)
+    assert "nope.txt" in msg and "corpus fetch" in msg and "BOOK_PATH" in msg and "\n" not in msg
+
+
+def test_book_path_resolution(tmp_path, monkeypatch):
+    path = write(tmp_path, make_book(["Chapter 1"]))
+    monkeypatch.setattr(corpus, "DEFAULT_BOOK", tmp_path / "data" / "pg1342.txt")
+    monkeypatch.delenv("BOOK_PATH", raising=False)
+    with pytest.raises(CorpusError, match="corpus fetch.*BOOK_PATH"):
+        load_book()
+    monkeypatch.setenv("BOOK_PATH", str(path))
+    assert load_quiet(None).title == "The Lamp Keepers"
+    monkeypatch.setenv("BOOK_PATH", str(tmp_path / "gone.txt"))
+    with pytest.raises(CorpusError, match="BOOK_PATH=.*gone.txt"):
+        load_book()
+    monkeypatch.delenv("BOOK_PATH")
+    (tmp_path / "data").mkdir()
+    path.rename(tmp_path / "data" / "pg1342.txt")
+    assert len(load_quiet(None).chapters) == 1
+
+
+# ---------------------------------------------------------------- licence header and footer
+
+
+def test_header_and_footer_are_stripped(tmp_path):
+    raw = make_book(["CHAPTER I.", "CHAPTER II."])
+    book = load_quiet(write(tmp_path, raw))
+    assert "Gutenberg" not in book.text and "licence" not in book.text and "***" not in book.text
+    assert book.removed["header_chars"] == raw.index("***") + len(HEADER.splitlines()[-1])
+    assert book.removed["footer_chars"] == len(FOOTER) - 1
+    assert book.title == "The Lamp Keepers"
+
+
+def test_marker_variants_this_indented_and_old_end_line(tmp_path):
+    header = HEADER.replace("START OF THE PROJECT", "START OF THIS PROJECT")
+    footer = ("\nEnd of the Project Gutenberg EBook of The Lamp Keepers\n\n"
+              "        *** END OF THIS PROJECT GUTENBERG EBOOK THE LAMP KEEPERS ***\nlicence\n")
+    book = load_quiet(write(tmp_path, make_book(["Chapter 1", "Chapter 2"], header=header, footer=footer)))
+    assert len(book.chapters) == 2
+    assert "Gutenberg" not in book.text and "licence" not in book.text
+
+
+def test_missing_markers_keep_all_text_with_a_warning(tmp_path):
+    path = write(tmp_path, make_book(["Chapter 1", "Chapter 2"], header="", footer=""))
+    with pytest.warns(CorpusWarning, match="START/END markers"):
+        book = load_book(path)
+    assert len(book.chapters) == 2 and book.removed["header_chars"] == book.removed["footer_chars"] == 0
+
+
+# ---------------------------------------------------------------- chapters
+
+
+@pytest.mark.parametrize("headings, titles", [
+    (["CHAPTER I.", "CHAPTER II.", "CHAPTER III", "Chapter IV."], ["", "", "", ""]),
+    (["Chapter 1", "Chapter 2", "Chapter 3"], ["", "", ""]),
+    (["CHAPTER 1. The Lamp", "CHAPTER 2. The Ledger"], ["The Lamp", "The Ledger"]),
+    (["Chapter 1: Dusk", "Chapter 2 \u2014 Dawn"], ["Dusk", "Dawn"]),
+    (["CHAPTER I\nTHE HARBOUR", "CHAPTER II\nTHE STORM"], ["THE HARBOUR", "THE STORM"]),
+    (["Letter 1", "Letter 2", "Chapter 1", "Chapter 2"], ["", "", "", ""]),
+])
+def test_chapter_heading_styles(tmp_path, headings, titles):
+    book = load_quiet(write(tmp_path, make_book(headings)))
+    assert [c.number for c in book.chapters] == list(range(1, len(headings) + 1))  # letters then chapters: one run
+    assert [c.title for c in book.chapters] == titles
+    assert [c.heading for c in book.chapters] == headings
+    for i, ch in enumerate(book.chapters, 1):
+        body = book.text[ch.body_start:ch.end]
+        assert body.startswith(f"Keeper{i} lit lamp number 1") and f"Keeper{i + 1} " not in body
+        assert body.count("\n\n") == 2 and "\n" not in body.replace("\n\n", "")  # 3 unwrapped paragraphs
+    passages = book_passages(book)
+    assert {p.section for p in passages} == {t or None for t in titles}
+
+
+def test_no_chapter_headings_is_one_chapter_with_a_warning(tmp_path):
+    raw = f"{HEADER}\n{chapter_body(1)}\n{FOOTER}"
+    with pytest.warns(CorpusWarning, match="no chapter headings"):
+        book = load_book(write(tmp_path, raw))
+    assert len(book.chapters) == 1 and book.text.startswith("Keeper1 lit lamp")
+
+
+def test_front_matter_toc_and_illustrations_are_dropped(tmp_path):
+    front = """[Illustration:
+
+                  THE LAMP KEEPERS
+
+        [_Copyright by nobody._]]
+
+CONTENTS
+
+Chapter 1
+
+Chapter 2
+
+Chapter 3
+
+PREFACE. This preface talks at length about lighthouses in general, and it
+is long enough that a careless loader would take the last contents entry for
+a chapter, since some text follows it before the real first chapter starts.
+The real chapters follow below and each has its own heading and body text.
+
+Heading to Chapter 1.                 1
+Keeper at work                        7
+"""
+    headings = ["Chapter 1", "Chapter 2", "Chapter 3"]
+    raw = make_book(headings, front=front)
+    raw = raw.replace(chapter_body(2), "The second keeper climbed the stairs and wrote the hour in the\n\n"
+                      "[Illustration: \u201cThe ledger\u201d [_Copyright_]]\n\nharbour ledger before the storm.\n\n"
+                      + chapter_body(2))
+    raw = raw.replace("\n\n\nChapter 3\n", "\n\n\n[Illustration: THE THIRD NIGHT\n\n\nChapter 3]\n")
+    book = load_quiet(write(tmp_path, raw))
+    assert [c.heading for c in book.chapters] == headings
+    assert book.text.startswith("Chapter 1\n\nKeeper1 lit lamp number 1")
+    for word in ("Illustration", "Copyright", "CONTENTS", "PREFACE", "[", "]"):
+        assert word not in book.text
+    assert "\n\nThe second keeper climbed the stairs and wrote the hour in the harbour ledger before the storm.\n\n" \
+        in book.text  # the paragraph the illustration cut in two is whole again
+    assert book.removed["illustrations"] == 3
+    assert book.removed["toc_lines"] == 5  # three contents entries, two page-numbered list lines
+    start_line_end = raw.index(" ***\n") + len(" ***")
+    first_heading = raw.index("\nChapter 1\n\n\nKeeper1") + 1
+    assert book.removed["front_matter_chars"] == first_heading - start_line_end
+
+
+def test_the_end_and_what_follows_are_back_matter(tmp_path):
+    raw = make_book(["Chapter 1", "Chapter 2"])
+    raw = raw.replace(FOOTER, "\n\n   [Illustration:\n\n     THE\n     END\n     ]\n\nPRINTED BY A PRESS.\n" + FOOTER)
+    book = load_quiet(write(tmp_path, raw))
+    assert book.text.endswith("harbour ledger.") and "PRESS" not in book.text
+    assert book.removed["back_matter_chars"] > len("PRINTED BY A PRESS.")
+
+
+# ---------------------------------------------------------------- passages
+
+
+def test_passages_are_exact_slices_with_stable_ids(tmp_path):
+    raw = make_book(["CHAPTER I.", "CHAPTER II.", "CHAPTER III."]).replace(
+        chapter_body(2), "\n\n".join(paragraph(2, k, words=120) for k in range(1, 12)))
+    path = write(tmp_path, raw)
+    book = load_quiet(path)
+    passages = book_passages(book, target_chars=500)
+    assert [p.id for p in passages] == [p.id for p in book_passages(load_quiet(path), target_chars=500)]
+    assert len({p.id for p in passages}) == len(passages)
+    for p in passages:
+        assert book.text[p.start:p.end] == p.text and p.text == p.text.strip()
+        ch = book.chapters[p.chapter - 1]
+        assert ch.body_start <= p.start < p.end <= ch.end  # never across chapters
+        assert len(p.text) <= 750 and p.source == "book.txt"
+    ch2 = [p.id for p in passages if p.chapter == 2]
+    assert ch2[:3] == ["ch02-p001", "ch02-p002", "ch02-p003"] and len(ch2) > 3
+    assert sum(1 for p in passages if "\n\n" in p.text) > 0  # short paragraphs were merged
+
+
+def test_a_long_paragraph_is_cut_at_sentence_ends(tmp_path):
+    raw = make_book(["Chapter 1"]).replace(chapter_body(1), paragraph(1, 1, words=800))
+    book = load_quiet(write(tmp_path, raw))
+    passages = book_passages(book, target_chars=400)
+    assert len(passages) > 5
+    assert all(p.text.endswith("ledger.") and p.text.startswith("Keeper1") for p in passages)
+    assert " ".join(p.text for p in passages) == book.text[book.chapters[0].body_start:]
+
+
+# ---------------------------------------------------------------- documents
+
+
+def make_docs(root: Path) -> Path:
+    docs = root / "wiki"
+    (docs / "team" / "deep").mkdir(parents=True)
+    (docs / ".git").mkdir()
+    (docs / "guide.md").write_text(
+        "---\ntitle: Guide\n---\nIntro before any heading.\n\n# Install\n\nRun the installer twice.\n\n"
+        "```bash\n# not a heading\n\nmake install\n```\n\n## Upgrade #\n\nUpgrade on Mondays.\n\n"
+        "Setext Title\n============\n\nBody under setext.\n", encoding="utf-8")
+    (docs / "team" / "process.rst").write_text(
+        "=======\nProcess\n=======\n\nWe review every change.\n\nReview rules\n------------\n\n"
+        "Two approvals are needed\nfor a merge.\n", encoding="utf-8")
+    (docs / "team" / "deep" / "notes.txt").write_bytes("Caf\u00e9 notes in cp1252.\n".encode("cp1252"))
+    (docs / "team" / "empty.md").write_text("", encoding="utf-8")
+    (docs / "team" / "scan.txt").write_bytes(b"\x00\x01PK\x03\x04")
+    (docs / "image.png").write_bytes(b"\x89PNG")
+    (docs / ".git" / "HEAD.txt").write_text("ref: refs/heads/main\n")
+    return docs
+
+
+def test_documents_folder_skips_unusable_files_with_warnings(tmp_path):
+    docs = make_docs(tmp_path)
+    with pytest.warns(CorpusWarning) as caught:
+        passages = load_documents(docs)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "team/empty.md" in messages and "team/scan.txt" in messages and "cp1252" in messages
+    assert "HEAD" not in messages and "image.png" not in messages  # hidden folders and other types are not read
+    assert sorted({p.source for p in passages}) == ["guide.md", "team/deep/notes.txt", "team/process.rst"]
+
+
+def test_document_passages_ids_sections_and_offsets(tmp_path):
+    docs = make_docs(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorpusWarning)
+        passages = load_documents(docs)
+        again = load_documents(docs)
+    assert passages == again
+    got = [(p.id, p.source, p.section, p.text) for p in passages]
+    assert got == [
+        ("guide-md-s00-p001", "guide.md", None, "Intro before any heading."),
+        ("guide-md-s01-p001", "guide.md", "Install",
+         "Run the installer twice.\n\n```bash\n# not a heading\n\nmake install\n```"),
+        ("guide-md-s02-p001", "guide.md", "Upgrade", "Upgrade on Mondays."),
+        ("guide-md-s03-p001", "guide.md", "Setext Title", "Body under setext."),
+        ("team-deep-notes-txt-s00-p001", "team/deep/notes.txt", None, "Caf\u00e9 notes in cp1252."),
+        ("team-process-rst-s01-p001", "team/process.rst", "Process", "We review every change."),
+        ("team-process-rst-s02-p001", "team/process.rst", "Review rules", "Two approvals are needed\nfor a merge."),
+    ]
+    for p in passages:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorpusWarning)
+            assert read_text(docs / p.source)[p.start:p.end] == p.text
+        assert p.chapter is None
+
+
+def test_slug_collisions_get_a_stable_suffix(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b.md").write_text("first")
+    (tmp_path / "a-b.md").write_text("second")
+    ids = [(p.source, p.id) for p in load_documents(tmp_path)]
+    assert ids == [("a-b.md", "a-b-md-s00-p001"), ("a/b.md", "a-b-md-2-s00-p001")]
+
+
+def test_folder_without_usable_documents_is_an_error(tmp_path):
+    (tmp_path / "empty.md").write_text("   \n")
+    (tmp_path / "only-headings.md").write_text("# Title\n\n## Sub\n")
+    with pytest.warns(CorpusWarning), pytest.raises(CorpusError, match="No usable documents.*2 .txt/.md/.rst"):
+        load_documents(tmp_path)
+    with pytest.raises(CorpusError, match="not a folder"):
+        load_documents(tmp_path / "missing")
+
+
+def test_load_corpus_dispatches_on_folder_document_and_book(tmp_path):
+    book = write(tmp_path, make_book(["Chapter 1", "Chapter 2"]))
+    assert {p.chapter for p in load_corpus(book)} == {1, 2}
+    note = tmp_path / "docs" / "note.md"
+    note.parent.mkdir()
+    note.write_text("# Hello\n\nA note about lamps.\n")
+    assert [p.id for p in load_corpus(note)] == ["note-md-s01-p001"]
+    assert [p.source for p in load_corpus(note.parent)] == ["note.md"]
+
+
+def test_corpus_stats_and_stats_for_path(tmp_path):
+    book = write(tmp_path, make_book(["Chapter 1", "Chapter 2"]))
+    passages = book_passages(load_quiet(book))
+    stats = corpus_stats(passages)
+    words = [len(p.text.split()) for p in passages]
+    assert stats["chapters"] == 2 and stats["passages"] == len(passages) and stats["words"] == sum(words)
+    assert stats["min_passage_words"] == min(words) and stats["max_passage_words"] == max(words)
+    assert json.loads(json.dumps(stats)) == stats
+    assert corpus_stats([])["passages"] == 0
+    cli = stats_for_path(book)
+    assert cli["chapters"] == 2 and cli["title"] == "The Lamp Keepers" and cli["removed"]["header_chars"] > 0
+    json.dumps(cli)
+
+
+# ---------------------------------------------------------------- fetch
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_book_downloads_atomically_and_keeps_an_existing_copy(tmp_path, http_server):
+    _Handler.body = ("\ufeff" + make_book(["Chapter 1"])).replace("\n", "\r\n").encode()
+    url = f"http://127.0.0.1:{http_server.server_port}/pg1342.txt"
+    dest = fetch_book(tmp_path / "data" / "pg1342.txt", url=url)
+    assert dest.read_bytes() == _Handler.body and not list(dest.parent.glob("*.part"))
+    assert len(load_quiet(dest).chapters) == 1
+    _Handler.body = b"not a book"
+    assert fetch_book(dest, url=url).read_bytes().startswith("\ufeff".encode())  # not downloaded again
+    with pytest.raises(CorpusError, match="did not return a Project Gutenberg text"):
+        fetch_book(dest, url=url, force=True)
+    assert len(load_quiet(dest).chapters) == 1  # the good copy survived the failed download
+
+
+def test_fetch_book_offline_names_the_fix(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(CorpusError) as err:
+        fetch_book(tmp_path / "pg1342.txt", url=f"http://127.0.0.1:{port}/pg1342.txt", timeout=2)
+    msg = str(err.value)
+    assert "Could not download" in msg and "BOOK_PATH" in msg and "pg1342.txt" in msg and "\n" not in msg
+    assert not (tmp_path / "pg1342.txt").exists()
+
+
+# ---------------------------------------------------------------- the shared copy of Pride and Prejudice
+
+
+@pytest.fixture(scope="module")
+def shared_book() -> Book:
+    return load_quiet(SHARED_BOOK)
+
+
+@needs_book
+def test_shared_book_chapters_and_first_sentence(shared_book):
+    assert shared_book.title == "Pride and Prejudice"
+    assert len(shared_book.chapters) == 61
+    assert [c.number for c in shared_book.chapters] == list(range(1, 62))
+    first = book_passages(shared_book)[0]
+    assert first.id == "ch01-p001" and first.text.startswith("It is a truth universally acknowledged")
+
+
+@needs_book
+def test_shared_book_passages_are_clean_and_exact(shared_book):
+    passages = book_passages(shared_book)
+    assert 500 < len(passages) < 1500
+    for p in passages:
+        assert shared_book.text[p.start:p.end] == p.text
+        lowered = p.text.lower()
+        assert "project gutenberg" not in lowered and "gutenberg.org" not in lowered
+        assert "[illustration" not in lowered and "copyright 1894" not in lowered
+    assert len({p.id for p in passages}) == len(passages)
+    assert [p.id for p in passages] == [p.id for p in book_passages(load_quiet(SHARED_BOOK))]
+    assert "Heading to Chapter" not in shared_book.text  # the list of illustrations
+    removed = shared_book.removed
+    assert removed["illustrations"] > 100 and removed["toc_lines"] > 50 and removed["front_matter_chars"] > 10000
+
+
+@needs_book
+def test_shared_book_with_a_bom_and_lf_is_the_same_book(shared_book, tmp_path):
+    copy = tmp_path / "pg1342.txt"
+    copy.write_bytes(b"\xef\xbb\xbf" + SHARED_BOOK.read_bytes().replace(b"\r\n", b"\n"))
+    assert load_quiet(copy).text == shared_book.text
+
+
+@needs_book
+def test_stats_for_the_shared_book():
+    stats = stats_for_path(SHARED_BOOK)
+    assert stats["chapters"] == 61 and stats["passages"] > 500 and stats["words"] > 100_000
+    assert os.path.samefile(stats["path"], SHARED_BOOK)
