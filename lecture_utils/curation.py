@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .retrieval import tokenize  # highlight the same words BM25 matched on
 from .records import CHECKLIST, STATUSES, Decision, Passage, QAPair, append_jsonl, iter_jsonl, read_jsonl
 
 GOLDEN_RULE = (
@@ -391,35 +392,17 @@ class CurationState:
 
 # --- the words an answer shares with its passages ---------------------------------------------------------------
 
-# Highlighting "the" and "and" everywhere would hide the words that show where an answer came from.
-STOPWORDS = frozenset(
-    "a an and are as at be been but by did do does for from had has have he her hers him his how i if in into is it "
-    "its me my no not of on or our she so than that the their them then there these they this those to too was we "
-    "were what when where which who whom why will with would you your".split()
-)
-_WORD = re.compile(r"\w+(?:['’]\w+)*")  # "Mira's" is one word on the page; the tokenizer may split it
-_PIECE = re.compile(r"\w+")
+_WORD = re.compile(r"\w+(?:['’]\w+)*")  # a word as it appears on the page, "Mira's" included
 
 
-def _tokens(text: str) -> list[str]:
-    try:
-        from .retrieval import tokenize  # the same words BM25 matched on, when that module is present
-    except ImportError:
-        return [w.lower() for w in _PIECE.findall(text)]
-    return tokenize(text)
-
-
-def _content(tokens: Iterable[str]) -> set[str]:
-    return {t for t in tokens if t not in STOPWORDS and len(t) > 2 and not t.isdigit()}
+def _content(text: str) -> set[str]:
+    # tokenize already drops stop words; two-letter leftovers and numbers highlight noise, not evidence
+    return {t for t in tokenize(text) if len(t) > 2 and not t.isdigit()}
 
 
 def shared_words(answer: str, passage_text: str) -> set[str]:
     """Content words (as the retriever tokenizes them) that the answer and the passage both contain."""
-    return _content(_tokens(answer)) & _content(_tokens(passage_text))
-
-
-def _mark(text: str, words: set[str]) -> str:
-    return f"<mark>{html.escape(text)}</mark>" if words & set(_tokens(text)) else html.escape(text)
+    return _content(answer) & _content(passage_text)
 
 
 def highlight(passage_text: str, words: Iterable[str]) -> str:
@@ -428,10 +411,8 @@ def highlight(passage_text: str, words: Iterable[str]) -> str:
     out, last = [], 0
     for m in _WORD.finditer(passage_text):
         out.append(html.escape(passage_text[last : m.start()]))
-        if words & set(_tokens(m.group())):
-            out.append(f"<mark>{html.escape(m.group())}</mark>")
-        else:  # mark the matching part of "Mira's" when the tokenizer keeps only "mira"
-            out.append(re.sub(r"\w+|\W+", lambda p: _mark(p.group(), words), m.group()))
+        word = html.escape(m.group())
+        out.append(f"<mark>{word}</mark>" if words & set(tokenize(m.group())) else word)
         last = m.end()
     out.append(html.escape(passage_text[last:]))
     return "".join(out)
