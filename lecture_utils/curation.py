@@ -99,13 +99,15 @@ class CurationState:
         pairs: Iterable[QAPair],
         passages: Mapping[str, Passage] | Iterable[Passage],
         decisions_path: str | Path,
-        suggestions: Mapping[str, Any] | None = None,
+        suggestions: Mapping[str, Any] | Iterable[Any] | None = None,
         reviewer: str = "",
     ) -> None:
         self.pairs = list(pairs)
         self.passages = dict(passages) if isinstance(passages, Mapping) else {p.id: p for p in passages}
         self.decisions_path = Path(decisions_path)
         self.reviewer = reviewer
+        if suggestions is not None and not isinstance(suggestions, Mapping):  # a list of judge scores with .pair_id
+            suggestions = {getattr(s, "pair_id", None) or s["pair_id"]: s for s in suggestions}
         self.suggestions = {pid: _as_suggestion(s) for pid, s in (suggestions or {}).items()}
         self._index: dict[str, int] = {}
         for i, pair in enumerate(self.pairs):

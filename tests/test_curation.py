@@ -266,6 +266,8 @@ def test_suggestions_prefill_the_checklist_but_do_not_decide(path):
     assert state.status_of("q1") == "unreviewed" and not path.exists()
     state.decide("accept", checklist=["accuracy"])
     assert state.checklist_for("q1")["helpfulness"] is False  # the human's ticks replace the judge's
+    as_list = CurationState(make_pairs(), PASSAGES, path, suggestions=[{"pair_id": "q2", **hint}])
+    assert as_list.suggestion("q2").rationale == "Matches passage p1." and as_list.suggestion("q1") is None
 
 
 def test_shared_words_and_highlight():
