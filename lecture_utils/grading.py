@@ -1,0 +1,558 @@
+"""Headless grading: run every student's notebooks with papermill and report one row per student.
+
+Each notebook runs in its own process group with a time limit, so a student's infinite loop is killed
+(kernel included) and never holds up the others. Submissions are scanned for pasted API keys before
+anything runs; a notebook with a secret is never executed and the secret never reaches the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+
+from .records import iter_jsonl
+
+NOTEBOOKS = (
+    "01_gather_knowledge.ipynb",
+    "02_seed_taxonomy.ipynb",
+    "03_grounded_qa.ipynb",
+    "04_human_curation.ipynb",
+    "05_repeat_and_scale.ipynb",
+)
+TEACHERS = ("replay", "local", "openai", "endpoint")
+STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
+STARTUP_LIMIT = 120  # seconds for the per-student process to import papermill
+SIMILARITY_SAMPLE = 200  # pairwise similarity is quadratic: compare at most this many instructions
+
+# Key-like strings. The second pattern catches `api_key = "..."` style assignments of a long literal.
+SECRET_PATTERNS = (
+    re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}"),
+    re.compile(r"""(?i)\b\w*(?:api[_-]?key|secret|access[_-]?token|auth[_-]?token)\w*['"]?\s*\]?\s*[:=]\s*['"][^'"\s]{24,}['"]"""),
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    re.compile(r"\b(?:ghp|github_pat|hf)_[A-Za-z0-9_]{30,}"),
+)
+
+
+class GradeError(ValueError):
+    """Bad grading input (missing folder, unknown teacher...); the message says how to fix it."""
+
+
+@dataclass
+class NotebookRun:
+    """What happened to one notebook of one student."""
+
+    name: str
+    ran: bool = False
+    ok: bool = False
+    kind: str = ""  # "", "error", "syntax_error", "timeout", "crash"
+    cell: int | None = None  # 1-based position in the student's notebook
+    error: str = ""
+    check: str = "not run"  # "pass", "fail: ...", "no CHECK line", "missing", "not run"
+    check_data: dict | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Submission:
+    student: str
+    notebooks: list[Path] = field(default_factory=list)
+
+
+def redact(text: str) -> str:
+    """Replace anything key-like with a marker, so an error message never carries a secret into the report."""
+    for pattern in SECRET_PATTERNS:
+        text = pattern.sub("[redacted]", text)
+    return text
+
+
+def one_line(text: str, limit: int = 240) -> str:
+    text = redact(" ".join(str(text).split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def find_submissions(submissions_dir: str | Path) -> list[Submission]:
+    """One submission per student folder (the five notebooks, or any .ipynb in it) or per top-level .ipynb file."""
+    root = Path(submissions_dir)
+    if not root.is_dir():
+        raise GradeError(f"{root} is not a folder: pass a folder with one sub-folder (or one .ipynb) per student.")
+    subs: list[Submission] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix == ".ipynb":
+            subs.append(Submission(entry.stem, [entry]))
+        elif entry.is_dir():
+            known = [entry / n for n in NOTEBOOKS if (entry / n).is_file()]
+            other = sorted(p for p in entry.glob("*.ipynb") if not p.name.startswith("."))
+            subs.append(Submission(entry.name, known or other))
+    if not subs:
+        raise GradeError(f"{root} holds no student folders or .ipynb files: put one folder per student in it.")
+    return subs
+
+
+def scan_notebook(path: Path) -> tuple[Any, str | None, str]:
+    """Read and check a notebook before running it: (notebook or None, problem kind, one-line message)."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as e:  # nbformat raises several types for broken files
+        return None, "invalid_json", f"invalid notebook JSON in {path.name} ({one_line(e, 100)}); re-download or re-save it from Jupyter"
+    for i, cell in enumerate(nb.cells, 1):
+        texts = [cell.get("source", "")]
+        for out in cell.get("outputs", []) or []:
+            texts.append(out.get("text", "") if isinstance(out.get("text", ""), str) else "".join(out.get("text", "")))
+            texts.extend(v for v in (out.get("data") or {}).values() if isinstance(v, str))
+        if any(p.search(t) for t in texts for p in SECRET_PATTERNS):
+            return nb, "secret", (
+                f"secret found in cell {i} of {path.name}: remove the key from the notebook and set "
+                "TEACHER_API_KEY in the environment instead (the notebook was not run)"
+            )
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in nb.cells if c.cell_type == "code"]
+    for tag in ("parameters", "check"):
+        if not any(tag in t for t in tags):
+            return nb, "deleted_cell", (
+                f"deleted cell: {path.name} has no code cell tagged '{tag}'; restore it from the original notebook"
+            )
+    return nb, None, ""
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the papermill process group and the kernel's own group (jupyter starts kernels in a new session)."""
+    import psutil  # a dependency of IPython, so always there where papermill is
+
+    groups = {proc.pid}
+    try:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                groups.add(os.getpgid(child.pid))
+            except ProcessLookupError:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait()
+
+
+def _original_cells(executed: Any) -> list[Any]:
+    """The executed notebook's cells without the ones papermill inserts, so positions match the student's file."""
+    added = {"injected-parameters", "papermill-error-cell-tag"}
+    return [c for c in executed.cells if not added & set(c.get("metadata", {}).get("tags", []))]
+
+
+def _read_outcome(run: NotebookRun, out_path: Path) -> None:
+    """Fill in the failing cell, error and check result from papermill's output notebook."""
+    try:
+        cells = _original_cells(nbformat.read(out_path, as_version=4))
+    except Exception:
+        return
+    for i, cell in enumerate(cells, 1):
+        if cell.cell_type != "code":
+            continue
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if run.kind == "timeout" and status == "running" and run.cell is None:
+            run.cell = i
+        if errors and run.cell is None:
+            run.cell = i
+            evalue = re.sub(r"\(\d+\.py, line (\d+)\)", r"(line \1 of the cell)", errors[0].get("evalue", ""))
+            run.error = one_line(f"{errors[0].get('ename', 'Error')}: {evalue}")
+            if errors[0].get("ename") in ("SyntaxError", "IndentationError", "TabError"):
+                run.kind = "syntax_error"
+        if "check" in cell.get("metadata", {}).get("tags", []):
+            lines = [
+                line[len("CHECK "):]
+                for o in cell.get("outputs", [])
+                if o.get("output_type") == "stream"
+                for line in (o.get("text", "") if isinstance(o.get("text"), str) else "".join(o["text"])).splitlines()
+                if line.startswith("CHECK ")
+            ]
+            if errors:
+                if run.cell == i and run.kind != "syntax_error":
+                    run.kind = "check_failed"
+                run.check = "fail: " + one_line(f"{errors[0].get('ename')}: {errors[0].get('evalue', '')}", 160)
+            elif lines:
+                run.check = "pass"
+                try:
+                    run.check_data = json.loads(lines[-1])
+                except json.JSONDecodeError:
+                    run.check = "fail: CHECK line is not valid JSON"
+            elif status == "completed" or cell.get("execution_count"):
+                run.check = "no CHECK line"
+
+
+WORKER_MARK = "@@grader"
+
+
+def _worker() -> None:
+    """Runs in the per-student process: execute the notebooks in order, announcing each start and end."""
+    spec = json.loads(sys.stdin.read())
+    import papermill as pm
+
+    for nb in spec["notebooks"]:
+        print(f"{WORKER_MARK} start {nb['name']}", flush=True)
+        code = 0
+        try:
+            pm.execute_notebook(nb["path"], nb["out"], parameters=spec["params"], kernel_name="python3",
+                                cwd=spec["cwd"], progress_bar=False, autosave_cell_every=5)
+        except pm.PapermillExecutionError:
+            code = 1
+        except Exception as e:  # kernel died, unreadable notebook...: the parent reports this line
+            print(one_line(f"{type(e).__name__}: {e}"), file=sys.stderr, flush=True)
+            code = 2
+        print(f"{WORKER_MARK} end {nb['name']} {code}", flush=True)
+        if code:
+            break
+
+
+def run_notebooks(
+    paths: list[Path], executed: Path, cwd: Path, params: dict[str, Any], timeout: float
+) -> list[NotebookRun]:
+    """Run one student's notebooks in order in a process of their own; kill it if one notebook exceeds `timeout` s."""
+    spec = {"cwd": str(cwd.resolve()), "params": params,
+            "notebooks": [{"name": p.name, "path": str(p.resolve()), "out": str((executed / p.name).resolve())}
+                          for p in paths]}
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[1])  # so the worker and kernels import this same package
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    log = executed / "papermill.log"
+    runs: list[NotebookRun] = []
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from lecture_utils.grading import _worker; _worker()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env, cwd=cwd.resolve(),
+            start_new_session=True,
+        )
+        proc.stdin.write(json.dumps(spec))
+        proc.stdin.close()
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=lambda: [*map(lines.put, proc.stdout), lines.put(None)], daemon=True).start()
+        current: NotebookRun | None = None
+        started = time.monotonic()
+        while True:
+            wait = (started + timeout if current else started + STARTUP_LIMIT) - time.monotonic()
+            try:
+                line = lines.get(timeout=max(wait, 0.01))
+            except queue.Empty:
+                _kill_tree(proc)
+                if current is None:
+                    runs.append(NotebookRun(paths[len(runs)].name, ran=True, kind="crash",
+                                            error=f"the grading process did not start within {STARTUP_LIMIT} s"))
+                else:
+                    current.kind = "timeout"
+                    current.seconds = round(time.monotonic() - started, 1)
+                    _read_outcome(current, executed / current.name)
+                    current.error = f"still running after {timeout:g} s (infinite loop?); killed"
+                    runs.append(current)
+                break
+            if line is None:  # the worker exited
+                if current is not None:
+                    current.kind = "crash"
+                    current.error = "the notebook's process died: " + _last_line(log)
+                    runs.append(current)
+                break
+            if not line.startswith(WORKER_MARK):
+                continue
+            _, event, name, *rest = line.split()
+            if event == "start":
+                current, started = NotebookRun(name, ran=True), time.monotonic()
+            elif event == "end" and current is not None:
+                current.seconds = round(time.monotonic() - started, 1)
+                _finish(current, executed / name, int(rest[0]), log)
+                runs.append(current)
+                current, started = None, time.monotonic()
+        proc.wait()
+    return runs
+
+
+def _last_line(log: Path) -> str:
+    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip() and "WARNING" not in line]
+    return one_line(tail[-1]) if tail else "no message"
+
+
+def _finish(run: NotebookRun, out_path: Path, code: int, log: Path) -> None:
+    _read_outcome(run, out_path)
+    if code == 0:
+        run.ok, run.kind = True, ""
+        if run.check == "not run":
+            run.check = "no CHECK line"
+    elif code == 1 and run.error:
+        run.kind = run.kind or "error"
+    else:
+        run.kind, run.error = "crash", _last_line(log)
+
+
+def _read_records(path: Path) -> list[dict] | None:
+    try:
+        return list(iter_jsonl(path)) if path.exists() else None
+    except (ValueError, OSError):
+        return None
+
+
+def _leading_verb(text: str) -> str:
+    try:
+        from .taxonomy import leading_verb
+    except ImportError:
+        words = re.findall(r"[A-Za-z']+", text)
+        return words[0].lower() if words else ""
+    return leading_verb(text)
+
+
+def run_dir_metrics(run_dir: Path) -> dict[str, Any]:
+    """Counts at each stage, share accepted in curation, diversity and grounding, read from the run dir."""
+    data = {name: _read_records(run_dir / f"{name}.jsonl") for name in STAGE_FILES}
+    m: dict[str, Any] = {}
+    latest: dict[str, dict] = {}
+    for d in data["decisions"] or []:
+        latest[d.get("pair_id", "")] = d  # decisions are appended; the last one for a pair is the one that counts
+    for name in STAGE_FILES:
+        records = latest if name == "decisions" and data[name] is not None else data[name]
+        m[f"n_{name}"] = len(records) if records is not None else None
+    if latest:
+        kept = sum(d.get("status") in ("accept", "fix") for d in latest.values())
+        m["accepted_share"] = round(kept / len(latest), 3)
+    instructions = [r.get("instruction", "") for r in data["instructions"] or []]
+    if instructions:
+        m["distinct_verbs"] = len({v for v in map(_leading_verb, instructions) if v})
+        m["mean_similarity"] = _mean_similarity(instructions)
+    pairs = [p for p in data["qa_pairs"] or [] if not p.get("not_in_text")]
+    if pairs:
+        known = {p.get("id") for p in data["passages"] or []}
+        grounded = 0
+        for p in pairs:
+            cited = set(p.get("cited") or [])
+            retrieved = {r.get("id") if isinstance(r, dict) else r for r in p.get("retrieved") or []}
+            grounded += bool(cited) and cited <= retrieved and cited <= known
+        m["grounding_rate"] = round(grounded / len(pairs), 3)
+    return m
+
+
+def _mean_similarity(texts: list[str]) -> float | None:
+    try:
+        from .dedup import rouge_l
+    except ImportError:
+        return None
+    sample = texts[:: max(1, len(texts) // SIMILARITY_SAMPLE)][:SIMILARITY_SAMPLE]
+    scores = [rouge_l(a, b) for i, a in enumerate(sample) for b in sample[i + 1:]]
+    return round(sum(scores) / len(scores), 3) if scores else None
+
+
+def _short(name: str) -> str:
+    return name[:2] if name[:2].isdigit() else Path(name).stem
+
+
+def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, params: dict[str, Any]) -> dict:
+    """Scan, then run one student's notebooks in order into a fresh run dir; return the report row."""
+    start = time.monotonic()
+    if work.exists():
+        shutil.rmtree(work)
+    run_dir, executed = work / "run", work / "executed"
+    run_dir.mkdir(parents=True)
+    executed.mkdir()
+    row: dict[str, Any] = {"student": sub.student, "status": "ok", "reason": "",
+                           "notebooks_found": " ".join(_short(p.name) for p in sub.notebooks), "notebooks_ran": ""}
+    if not sub.notebooks:
+        row.update(status="empty", reason="no notebooks found in the student's folder")
+        return row
+    scans = [scan_notebook(p) for p in sub.notebooks]
+    secrets = [msg for _, kind, msg in scans if kind == "secret"]
+    problems: list[str] = list(secrets)
+    status = "secret" if secrets else "ok"
+    all_params = {"TEACHER": teacher, "RUN_DIR": str(run_dir.resolve()), **params}
+    runnable = []
+    for path, (_, kind, msg) in zip(sub.notebooks, scans):
+        if kind:  # never run a notebook that cannot be read, lost a required cell or holds a secret
+            if kind != "secret":
+                problems.append(msg)
+            status = status if status == "secret" else kind
+            row.update(failed_notebook=path.name)
+            break
+        runnable.append(path)
+    runs = run_notebooks(runnable, executed, work, all_params, timeout) if runnable else []
+    failed = next((r for r in runs if not r.ok), None)
+    if failed:
+        status = status if status == "secret" else failed.kind
+        where = f" cell {failed.cell}" if failed.cell else ""
+        problems.insert(len(secrets), f"{failed.kind.replace('_', ' ')} in {failed.name}{where}: {failed.error}")
+        row.update(failed_notebook=failed.name, failed_cell=failed.cell, error=failed.error)
+    if status == "ok" and any(r.check != "pass" for r in runs):
+        bad = next(r for r in runs if r.check != "pass")
+        status = "check_failed"
+        problems.append(f"check cell of {bad.name}: {bad.check}")
+    row["status"], row["reason"] = status, one_line("; ".join(problems), 400)
+    row["notebooks_ran"] = " ".join(_short(r.name) for r in runs if r.ok)
+    row.update(run_dir_metrics(run_dir))
+    for path in sub.notebooks:
+        done = next((r for r in runs if r.name == path.name), None)
+        row[f"check_{_short(path.name)}"] = done.check if done else "not run"
+    row["check_data"] = json.dumps({_short(r.name): r.check_data for r in runs if r.check_data}, sort_keys=True)
+    row["seconds"] = round(time.monotonic() - start, 1)
+    return row
+
+
+COLUMNS = ["student", "status", "reason", "notebooks_found", "notebooks_ran", "failed_notebook", "failed_cell",
+           "error", *[f"n_{s}" for s in STAGE_FILES], "accepted_share", "distinct_verbs", "mean_similarity",
+           "grounding_rate", *[f"check_{n[:2]}" for n in NOTEBOOKS], "check_data", "seconds"]
+
+
+def grade(
+    submissions_dir: str | Path,
+    out_csv: str | Path,
+    teacher: str = "replay",
+    timeout: float = 600,
+    jobs: int = 2,
+    params: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Grade every submission; write the CSV and report.html beside it; return the table (one row per student)."""
+    if teacher not in TEACHERS:
+        raise GradeError(f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}.")
+    if timeout <= 0 or jobs < 1:
+        raise GradeError(f"timeout must be > 0 and jobs >= 1 (got timeout={timeout}, jobs={jobs}).")
+    subs = find_submissions(submissions_dir)
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    work_root = out_csv.parent / f"{out_csv.stem}_runs"
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(lambda s: grade_student(s, work_root / s.student, teacher, timeout, params or {}), subs))
+    df = pd.DataFrame(rows)
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df.reindex(columns=COLUMNS + extra)
+    for col in ["failed_cell", "distinct_verbs", *[f"n_{s}" for s in STAGE_FILES]]:
+        df[col] = df[col].astype("Int64")  # whole numbers, blank where unknown
+    df.to_csv(out_csv, index=False)
+    write_html(df, out_csv.with_name("report.html"), teacher=teacher)
+    return df
+
+
+# HTML summary -------------------------------------------------------------------------------------------------------
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plots(df: pd.DataFrame) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    counts = df.set_index("student")[[f"n_{s}" for s in STAGE_FILES]].astype(float).fillna(0)
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(df) + 1))
+    counts.rename(columns=lambda c: c[2:]).plot.barh(ax=ax, width=0.8)
+    ax.set_title("Records at each stage, per student")
+    ax.set_xlabel("records in the run directory")
+    ax.set_ylabel("")
+    ax.invert_yaxis()
+    figures.append(("Stage counts", _png(fig)))
+    plt.close(fig)
+
+    rates = df.set_index("student")[["accepted_share", "grounding_rate"]].astype(float)
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(df) + 1))
+    rates.fillna(0).rename(columns={"accepted_share": "accepted in curation",
+                                    "grounding_rate": "citations check out"}).plot.barh(ax=ax, width=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_title("Curation and grounding, per student (share of pairs)")
+    ax.set_xlabel("share")
+    ax.set_ylabel("")
+    ax.invert_yaxis()
+    figures.append(("Curation and grounding", _png(fig)))
+    plt.close(fig)
+    return figures
+
+
+def write_html(df: pd.DataFrame, path: str | Path, teacher: str = "") -> Path:
+    """A one-file summary (inline CSS and base64 plots) that opens offline."""
+    path = Path(path)
+    ok = int((df["status"] == "ok").sum())
+    plots = "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
+                    for t, src in _plots(df))
+    shown = [c for c in df.columns if c != "check_data"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
+    body = "".join(
+        f'<tr class="{html.escape(str(r["status"]))}">'
+        + "".join(f"<td>{'' if pd.isna(r[c]) else html.escape(str(r[c]))}</td>" for c in shown)
+        + "</tr>"
+        for _, r in df.iterrows()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Grading report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: left; vertical-align: top; }}
+th {{ background: #f2f2f2; }}
+tr.ok td:nth-child(2) {{ color: #1a7f37; font-weight: bold; }}
+tr:not(.ok) td:nth-child(2) {{ color: #b42318; font-weight: bold; }}
+figure {{ display: inline-block; margin: 1em 2em 1em 0; }}
+img {{ max-width: 640px; }}
+</style></head><body>
+<h1>Grading report</h1>
+<p>{len(df)} submissions, {ok} ran cleanly; teacher: {html.escape(teacher)};
+generated {datetime.now().strftime("%Y-%m-%d %H:%M")}.</p>
+{plots}
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# Command line -------------------------------------------------------------------------------------------------------
+
+
+def grade_main(argv: list[str] | None = None) -> int:
+    """`python -m lecture_utils grade SUBMISSIONS_DIR --out report.csv [--teacher T] [--timeout S] [--jobs N]`."""
+    ap = argparse.ArgumentParser(prog="python -m lecture_utils grade", description=grade_main.__doc__)
+    ap.add_argument("submissions_dir", help="one folder (or one .ipynb) per student")
+    ap.add_argument("--out", default="report.csv", help="CSV path; report.html is written beside it")
+    ap.add_argument("--teacher", default="replay", choices=TEACHERS)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook")
+    ap.add_argument("--jobs", type=int, default=2, help="students graded in parallel")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra notebook parameter, e.g. BOOK_PATH=/data/pg1342.txt (repeatable)")
+    args = ap.parse_args(argv)
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--param {item!r} is not KEY=VALUE")
+        params[key] = value
+    try:
+        df = grade(args.submissions_dir, args.out, args.teacher, args.timeout, args.jobs, params)
+    except GradeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for _, r in df.iterrows():
+        print(f"{r['student']:<20} {r['status']:<13} {r['reason'] if isinstance(r['reason'], str) else ''}")
+    print(f"wrote {args.out} and {Path(args.out).with_name('report.html')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(grade_main())
