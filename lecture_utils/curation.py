@@ -78,7 +78,10 @@ def normalize_checklist(value: Any) -> dict[str, bool]:
     if value is None or (isinstance(value, str) and not value.strip()):
         ticked: dict[str, bool] = {}
     elif isinstance(value, str) and value.strip()[0] in "[{":
-        return normalize_checklist(json.loads(value))
+        try:
+            return normalize_checklist(json.loads(value))
+        except json.JSONDecodeError as e:
+            raise CurationError(f"Checklist {value!r} is not valid JSON ({e.msg}); write e.g. accuracy;clarity.") from None
     elif isinstance(value, str):
         ticked = {name.strip().lower(): True for name in re.split(r"[,;|]", value) if name.strip()}
     elif isinstance(value, Mapping):
@@ -339,7 +342,7 @@ class CurationState:
             try:
                 self._check(pair, status, reason, edited)
                 checklist = normalize_checklist(given)
-            except (CurationError, json.JSONDecodeError) as e:
+            except CurationError as e:
                 raise CurationError(f"{path}, pair {pid}: {e} Nothing applied.") from None
             plans.append((pair, status, reason, edited, checklist, given not in (None, "")))
         applied = skipped = 0
