@@ -82,9 +82,7 @@ def _tokenized(passages: Sequence[Passage]) -> list[list[str]]:
 
 
 def _top_k(doc_ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """The k best (doc, score) with score > 0, highest first; equal scores in reading order, so results are stable."""
-    keep = scores > 0
-    doc_ids, scores = doc_ids[keep], scores[keep]
+    """The k best (doc, score), highest first; equal scores in reading order, so results are stable."""
     if len(scores) > k:
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # k-th largest; keep everything tied with it
         keep = scores >= kth
@@ -110,8 +108,12 @@ class BM25Index:
     def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
         """The k passages that match the query best (only those sharing a word with it), highest score first."""
         _check_k(k)
-        scores = self.scores(query)
-        return [(self.passages[i], s) for i, s in _top_k(np.arange(len(scores)), scores, k)]
+        tokens = _query_tokens(query)
+        scores = self.bm25.get_scores(tokens)
+        words = set(tokens)
+        # in a tiny corpus a very common word can score below zero; "shares a word" is the test, not "score > 0"
+        matched = np.array([i for i, freqs in enumerate(self.bm25.doc_freqs) if not words.isdisjoint(freqs)], int)
+        return [(self.passages[i], s) for i, s in _top_k(matched, scores[matched], k)]
 
     def search_batch(self, queries: Iterable[str], k: int = 5) -> list[list[tuple[Passage, float]]]:
         return [self.search(q, k) for q in queries]
@@ -148,26 +150,33 @@ class FastBM25Index:
     def __len__(self) -> int:
         return len(self.passages)
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every passage for the query, in passage order."""
+    def _score(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores of all passages, mask of the passages that contain a query word)."""
         m = self.matrix
         scores = np.zeros(len(self.passages))
-        for term in _query_tokens(query):
+        matched = np.zeros(len(self.passages), bool)
+        for term in tokens:
             row = self.vocab.get(term)
             if row is not None:  # added in query order, as rank-bm25 does, so the sums are bit-identical
-                lo, hi = m.indptr[row], m.indptr[row + 1]
-                scores[m.indices[lo:hi]] += m.data[lo:hi]
-        return scores
+                docs = m.indices[m.indptr[row]:m.indptr[row + 1]]
+                scores[docs] += m.data[m.indptr[row]:m.indptr[row + 1]]
+                matched[docs] = True
+        return scores, matched
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for the query, in passage order."""
+        return self._score(_query_tokens(query))[0]
 
     def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
         """The k passages that match the query best (only those sharing a word with it), highest score first."""
         _check_k(k)
-        scores = self.scores(query)
-        candidates = np.flatnonzero(scores)
+        scores, matched = self._score(_query_tokens(query))
+        candidates = np.flatnonzero(matched)
         return [(self.passages[i], s) for i, s in _top_k(candidates, scores[candidates], k)]
 
     def search_batch(self, queries: Iterable[str], k: int = 5) -> list[list[tuple[Passage, float]]]:
-        """Many queries at once: one sparse (queries x terms) @ (terms x passages) product per chunk of queries."""
+        """Many queries at once: one sparse (queries x terms) @ (terms x passages) product per chunk of queries.
+        Same ranking as search(), except that a passage whose score sums to exactly 0 is left out."""
         _check_k(k)
         queries = list(queries)
         rows, cols = [], []
