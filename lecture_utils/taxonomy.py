@@ -583,13 +583,16 @@ def coverage_table(instructions: Sequence[Instruction], index=None,
                 row.update(chapter=passage.chapter if passage.chapter is not None else passage.source,
                            passage_id=passage.id, score=round(float(score), 3))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["id", "category", "run", "instruction", "chapter", "passage_id", "score",
-                                       "characters"])
+    table = pd.DataFrame(rows, columns=["id", "category", "run", "instruction", "chapter", "passage_id", "score",
+                                        "characters"])
+    if all(isinstance(c, numbers.Integral) for c in table["chapter"].dropna()):
+        table["chapter"] = table["chapter"].astype("Int64")  # chapter numbers stay integers; no match is <NA>
+    return table
 
 
 def chapter_counts(chapters: Iterable[Any], n_chapters: int | None = None) -> pd.Series:
     """How many instructions touch each chapter; chapters 1..n_chapters all present, untouched ones as 0."""
-    counts = Counter(_chapter_key(c) for c in chapters if c is not None and not (isinstance(c, float) and c != c))
+    counts = Counter(_chapter_key(c) for c in chapters if not pd.isna(c))
     if counts and all(isinstance(c, int) for c in counts):
         last = max(n_chapters or 0, max(counts))
         series = pd.Series({ch: counts.get(ch, 0) for ch in range(1, last + 1)}, dtype=int)
