@@ -84,7 +84,7 @@ def test_answer_instruction_returns_a_cited_pair(fake_openai, teacher, index):
     assert pair.instruction_id == "seed-007" and pair.category == "character analysis"
     assert pair.answer == "Marla keeps it."
     assert pair.retrieved[0].id == "ch1-p001" and len(pair.retrieved) == 2
-    assert pair.retrieved[0].score >= pair.retrieved[1].score > 0
+    assert pair.retrieved[0].score > pair.retrieved[1].score >= 0
     assert pair.cited == ["ch1-p001"]  # duplicates folded
     assert not pair.not_in_text
     assert (pair.teacher, pair.prompt_version, pair.finish_reason) == ("fake-model", PROMPT_VERSION, "stop")
