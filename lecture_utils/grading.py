@@ -463,8 +463,9 @@ def _plots(df: pd.DataFrame) -> list[tuple[str, str]]:
 
     figures = []
     counts = df.set_index("student")[[f"n_{s}" for s in STAGE_FILES]].astype(float).fillna(0)
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(df) + 1))
+    fig, ax = plt.subplots(figsize=(6, 1.5 + 0.45 * len(df)))
     counts.rename(columns=lambda c: c[2:]).plot.barh(ax=ax, width=0.8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.set_title("Records at each stage, per student")
     ax.set_xlabel("records in the run directory")
     ax.set_ylabel("")
@@ -473,9 +474,10 @@ def _plots(df: pd.DataFrame) -> list[tuple[str, str]]:
     plt.close(fig)
 
     rates = df.set_index("student")[["accepted_share", "grounding_rate"]].astype(float)
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(df) + 1))
+    fig, ax = plt.subplots(figsize=(6, 1.5 + 0.45 * len(df)))
     rates.fillna(0).rename(columns={"accepted_share": "accepted in curation",
                                     "grounding_rate": "citations check out"}).plot.barh(ax=ax, width=0.8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.set_xlim(0, 1)
     ax.set_title("Curation and grounding, per student (share of pairs)")
     ax.set_xlabel("share")
@@ -490,7 +492,7 @@ def write_html(df: pd.DataFrame, path: str | Path, teacher: str = "") -> Path:
     """A one-file summary (inline CSS and base64 plots) that opens offline."""
     path = Path(path)
     ok = int((df["status"] == "ok").sum())
-    plots = "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
+    plots = "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"></figure>'
                     for t, src in _plots(df))
     shown = [c for c in df.columns if c != "check_data"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
@@ -509,14 +511,15 @@ th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: left; vertical-a
 th {{ background: #f2f2f2; }}
 tr.ok td:nth-child(2) {{ color: #1a7f37; font-weight: bold; }}
 tr:not(.ok) td:nth-child(2) {{ color: #b42318; font-weight: bold; }}
-figure {{ display: inline-block; margin: 1em 2em 1em 0; }}
-img {{ max-width: 640px; }}
+figure {{ display: inline-block; margin: 0 1.5em 1em 0; vertical-align: top; }}
+img {{ max-width: 600px; }}
+.wide {{ overflow-x: auto; }}
 </style></head><body>
 <h1>Grading report</h1>
 <p>{len(df)} submissions, {ok} ran cleanly; teacher: {html.escape(teacher)};
 generated {datetime.now().strftime("%Y-%m-%d %H:%M")}.</p>
 {plots}
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
