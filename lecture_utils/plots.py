@@ -1,0 +1,479 @@
+"""The kit's plots: each takes plain data (lists, dicts, DataFrames) and returns a titled, labelled matplotlib Figure.
+
+Nothing here calls show(): a notebook displays the returned figure, a script saves it with fig.savefig(path).
+Figures are closed in pyplot before they are returned, so a notebook shows each one once and loops leak nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import textwrap
+from collections import Counter
+from typing import Any, Callable, Iterable, Sequence
+
+import matplotlib
+
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")  # scripts, tests and CI have no display, and library code never opens a window
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import PowerNorm, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .prompts import CATEGORIES
+
+STYLE = {
+    "font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "xtick.labelsize": 10, "ytick.labelsize": 10,
+    "legend.fontsize": 10, "figure.titlesize": 14, "axes.spines.top": False, "axes.spines.right": False,
+    "figure.dpi": 100, "savefig.dpi": 120,
+}
+WIDE = (9.5, 4.8)  # fits a notebook cell at full width
+STATUS_COLORS = {"accept": "#2e8b57", "fix": "#e69f00", "discard": "#c0392b"}
+NEW, REPEAT, SAME, ZERO = "#2e8b57", "#e69f00", "#b0b0b0", "#c0392b"
+
+
+def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw inside the kit's style and hand back a figure pyplot no longer tracks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with plt.rc_context(STYLE):
+            fig = fn(*args, **kwargs)
+        plt.close(fig)
+        return fig
+
+    return wrapper
+
+
+def _counts_axis(axis) -> None:
+    axis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5 instructions
+
+
+def _wrap(label: Any, width: int = 24) -> str:
+    return textwrap.fill(str(label), width)
+
+
+def _nothing(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=12, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _field(item: Any, name: str, default: Any = None) -> Any:
+    if isinstance(item, dict):
+        return item.get(name, default)
+    return getattr(item, name, default)
+
+
+def _column(data: Any, name: str) -> list:
+    """One field of every record, whether the data is a DataFrame, a list of dicts or a list of dataclasses."""
+    if isinstance(data, pd.DataFrame):
+        return list(data[name]) if name in data.columns else []
+    return [_field(item, name) for item in data]
+
+
+def _chapter_axis(ax, chapters: Sequence[Any]) -> None:
+    """Tick every chapter when there are few, every fifth (plus chapter 1) when there are many."""
+    positions = np.arange(len(chapters))
+    if len(chapters) <= 30 or not all(isinstance(c, (int, np.integer)) for c in chapters):
+        ax.set_xticks(positions, [str(c) for c in chapters], rotation=0 if len(chapters) <= 30 else 90)
+        return
+    shown = [i for i, c in enumerate(chapters) if c == 1 or c % 5 == 0]
+    ax.set_xticks(shown, [str(chapters[i]) for i in shown])
+    ax.set_xticks(positions, minor=True)
+
+
+# --- Stage 1 ------------------------------------------------------------------------------------------------------
+
+
+@_styled
+def passage_lengths(passages: Iterable[Any], bins: int = 40) -> Figure:
+    """Histogram of passage lengths in characters (passages, dicts with "text", strings or plain lengths)."""
+    lengths = []
+    for p in passages:
+        text = _field(p, "text", p)
+        lengths.append(int(text) if isinstance(text, (int, np.integer)) else len(str(text)))
+    fig, ax = plt.subplots(figsize=WIDE, layout="constrained")
+    ax.set_title(f"Passage lengths ({len(lengths):,} passages)")
+    ax.set_xlabel("characters per passage")
+    ax.set_ylabel("passages")
+    if not lengths:
+        _nothing(ax, "no passages")
+        return fig
+    ax.hist(lengths, bins=bins, color="#4c72b0", edgecolor="white")
+    median = float(np.median(lengths))
+    ax.axvline(median, color="0.2", linestyle="--", linewidth=1.5,
+               label=f"median {median:,.0f} (min {min(lengths):,}, max {max(lengths):,})")
+    ax.legend(loc="upper right", frameon=False)
+    return fig
+
+
+@_styled
+def character_mentions(data: Any, names: Sequence[str] | dict | None = None) -> Figure:
+    """Heatmap of who is mentioned where: a chapters x characters table, or passages to count (with `names`)."""
+    if not isinstance(data, pd.DataFrame):
+        from .taxonomy import character_mentions as count_mentions
+
+        data = count_mentions(list(data), names)
+    table = data.loc[:, data.sum(axis=0).sort_values(ascending=False, kind="stable").index]  # most mentioned on top
+    fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
+    ax.set_title("Who is mentioned where: mentions per chapter")
+    ax.set_xlabel("chapter" if table.index.name in (None, "chapter") else str(table.index.name))
+    ax.set_ylabel("character")
+    if table.empty or table.to_numpy().sum() == 0:
+        _nothing(ax, "no mentions found")
+        return fig
+    values = table.to_numpy().T
+    # square-root colour scale: a few Elizabeth-heavy chapters would otherwise wash out everyone else
+    image = ax.imshow(values, aspect="auto", cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=max(values.max(), 1)),
+                      interpolation="nearest")
+    ax.set_yticks(np.arange(len(table.columns)), list(table.columns))
+    _chapter_axis(ax, list(table.index))
+    ax.spines[:].set_visible(False)
+    fig.colorbar(image, ax=ax, label="mentions", shrink=0.9, pad=0.01)
+    return fig
+
+
+# --- Stage 2 ------------------------------------------------------------------------------------------------------
+
+
+@_styled
+def category_counts(instructions: Any, categories: Sequence[str] | None = None) -> Figure:
+    """Horizontal bars: instructions per category (every category shown, zeros included)."""
+    cats = [str(c) for c in (_column(instructions, "category") if not _all_strings(instructions) else instructions)]
+    counts = Counter(cats)
+    order = list(categories or CATEGORIES)
+    order += sorted(c for c in counts if c not in order)
+    fig, ax = plt.subplots(figsize=WIDE, layout="constrained")
+    ax.set_title(f"Instructions per category ({len(cats):,} instructions)")
+    ax.set_xlabel("instructions")
+    ax.set_ylabel("category")
+    values = [counts.get(c, 0) for c in order]
+    y = np.arange(len(order))
+    ax.barh(y, values, color=["#4c72b0" if v else ZERO for v in values])
+    ax.set_yticks(y, [_wrap(c, 30) for c in order])
+    ax.invert_yaxis()
+    for yi, v in zip(y, values):
+        ax.text(v, yi, f" {v}", va="center", fontsize=10, color=ZERO if v == 0 else "0.15")
+    ax.set_xlim(0, max(values + [1]) * 1.12)
+    _counts_axis(ax.xaxis)
+    return fig
+
+
+def _all_strings(data: Any) -> bool:
+    return not isinstance(data, pd.DataFrame) and all(isinstance(x, str) for x in data)
+
+
+def _lighten(color: Any, amount: float) -> tuple[float, float, float]:
+    r, g, b = to_rgb(color)
+    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
+
+
+def _radial_label(ax, theta_deg: float, radius: float, text: str, outside: bool = False, **kw: Any) -> None:
+    """Write text along the radius at an angle, turned so it never reads upside down."""
+    theta = np.deg2rad(theta_deg)
+    x, y = radius * np.cos(theta), radius * np.sin(theta)
+    angle = (theta_deg + 180) % 360 - 180
+    flip = angle > 90 or angle < -90
+    rotation = angle - 180 if angle > 90 else angle + 180 if angle < -90 else angle
+    ha = ("right" if flip else "left") if outside else "center"
+    ax.text(x, y, text, rotation=rotation, rotation_mode="anchor", ha=ha, va="center", **kw)
+
+
+@_styled
+def verb_object(instructions: Any, top_verbs: int = 12, top_objects: int = 4, min_share: float = 0.012) -> Figure:
+    """Two-ring donut after Self-Instruct's figure: inner ring the top leading verbs, outer ring their top objects."""
+    if isinstance(instructions, pd.DataFrame) and {"verb", "object"} <= set(instructions.columns):
+        pairs = list(zip(instructions["verb"], instructions["object"]))
+    else:
+        from .taxonomy import verb_object as parse
+
+        texts = instructions if _all_strings(instructions) else _column(instructions, "instruction")
+        pairs = [parse(str(t)) for t in texts]
+    pairs = [(v, o) for v, o in pairs if v]
+    fig, ax = plt.subplots(figsize=(8.5, 8.5), layout="constrained")
+    ax.set_title("Leading verbs (inner ring) and their most common objects (outer ring)")
+    if not pairs:
+        _nothing(ax, "no verbs found")
+        ax.set_xlabel("verb / object")
+        return fig
+    verbs = Counter(v for v, _ in pairs)
+    top = [v for v, _ in verbs.most_common(top_verbs)]
+    rest = len(pairs) - sum(verbs[v] for v in top)
+    palette = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[::2].tolist() + plt.get_cmap("tab20")(
+        np.linspace(0, 1, 20))[1::2].tolist()
+    inner_sizes, inner_colors, outer_sizes, outer_colors, outer_labels = [], [], [], [], []
+    for k, verb in enumerate(top):
+        color = palette[k % len(palette)]
+        inner_sizes.append(verbs[verb])
+        inner_colors.append(color)
+        objects = Counter(o for v, o in pairs if v == verb and o)
+        shown = objects.most_common(top_objects)
+        for j, (obj, count) in enumerate(shown):
+            outer_sizes.append(count)
+            outer_colors.append(_lighten(color, 0.25 + 0.12 * j))
+            outer_labels.append(obj)
+        leftover = verbs[verb] - sum(c for _, c in shown)
+        if leftover:
+            outer_sizes.append(leftover)
+            outer_colors.append((0.96, 0.96, 0.96))
+            outer_labels.append("")
+    if rest:
+        inner_sizes.append(rest)
+        inner_colors.append((0.88, 0.88, 0.88))
+        outer_sizes.append(rest)
+        outer_colors.append((0.96, 0.96, 0.96))
+        outer_labels.append("")
+    ring = dict(startangle=90, counterclock=False)
+    inner, _ = ax.pie(inner_sizes, radius=0.68, colors=inner_colors, wedgeprops=dict(width=0.4, edgecolor="white"),
+                      **ring)
+    outer, _ = ax.pie(outer_sizes, radius=1.0, colors=outer_colors, wedgeprops=dict(width=0.3, edgecolor="white"),
+                      **ring)
+    total = sum(inner_sizes)
+    inner_names = top + (["other verbs"] if rest else [])
+    for wedge, size, name in zip(inner, inner_sizes, inner_names):
+        if size / total >= min_share * 2:
+            label = name if size / total >= 0.04 else name[:10]
+            _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 0.48, label, fontsize=10, color="0.1")
+    for wedge, size, name in zip(outer, outer_sizes, outer_labels):
+        if name and size / total >= min_share:
+            _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 1.03, name, outside=True, fontsize=10, color="0.15")
+    ax.text(0, 0, f"{len(pairs):,}\ninstructions", ha="center", va="center", fontsize=11, color="0.3")
+    ax.set_xlim(-1.55, 1.55)
+    ax.set_ylim(-1.55, 1.55)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"top {len(top)} of {len(verbs)} distinct leading verbs; grey: everything else; "
+                  f"tiny wedges unlabelled", fontsize=10, color="0.3")
+    return fig
+
+
+@_styled
+def similarity_hist(sims: Sequence[float], threshold: float = 0.7, xlabel: str = "ROUGE-L similarity of a pair",
+                    title: str | None = None) -> Figure:
+    """Histogram of similarities with the dedup threshold marked; bars past it are what dedup would remove."""
+    values = np.asarray(list(sims), dtype=float)
+    fig, ax = plt.subplots(figsize=WIDE, layout="constrained")
+    ax.set_title(title or f"How similar are the instructions? ({len(values):,} pairs)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("pairs" if "pair" in xlabel else "instructions")
+    if not len(values):
+        _nothing(ax, "nothing to compare")
+        return fig
+    edges = np.linspace(0, 1, 41)
+    counts, _ = np.histogram(np.clip(values, 0, 1), bins=edges)
+    colors = [ZERO if left >= threshold - 1e-9 else "#4c72b0" for left in edges[:-1]]
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colors, edgecolor="white")
+    above = int((values > threshold).sum())
+    ax.axvline(threshold, color="0.15", linestyle="--", linewidth=1.5,
+               label=f"threshold {threshold:g}: {above:,} above it ({above / len(values):.1%})")
+    ax.axvline(float(values.mean()), color="#4c72b0", linestyle=":", linewidth=1.5, label=f"mean {values.mean():.2f}")
+    ax.set_xlim(0, 1)
+    _counts_axis(ax.yaxis)
+    ax.legend(loc="upper right", frameon=False)
+    return fig
+
+
+@_styled
+def novelty_by_run(table: pd.DataFrame) -> Figure:
+    """Stacked bars per run (new / repeats an earlier run / repeats itself) and the running count of unique ones."""
+    fig, ax = plt.subplots(figsize=WIDE, layout="constrained")
+    ax.set_title("What each run adds: new instructions versus repeats")
+    ax.set_xlabel("run (in order)")
+    ax.set_ylabel("instructions")
+    if table is None or len(table) == 0:
+        _nothing(ax, "no runs")
+        return fig
+    labels = list(table["label"]) if "label" in table else [str(r) for r in table["run"]]
+    x = np.arange(len(table))
+    new = table["new"].to_numpy()
+    earlier = table["repeats_earlier"].to_numpy()
+    same = table["repeats_same_run"].to_numpy() if "repeats_same_run" in table else np.zeros_like(new)
+    width = 0.6
+    ax.bar(x, new, width, color=NEW, label="new")
+    ax.bar(x, earlier, width, bottom=new, color=REPEAT, label="repeats an earlier run")
+    ax.bar(x, same, width, bottom=new + earlier, color=SAME, label="repeats its own run")
+    height = float(max((new + earlier + same).max(), table["unique_so_far"].max() if "unique_so_far" in table else 0))
+    for xi, n in zip(x, new):
+        if n:  # the count of new ones sits inside its own segment, clear of the line
+            ax.text(xi, n / 2, f"+{n}", ha="center", va="center", fontsize=11, color="white", fontweight="bold")
+    if "unique_so_far" in table:
+        ax.plot(x, table["unique_so_far"], color="0.2", marker="o", linewidth=1.5, label="unique so far")
+        for xi, total in zip(x, table["unique_so_far"]):
+            ax.annotate(f"{total}", (xi, total), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=10)
+    ax.set_xticks(x, labels)
+    ax.set_xlim(-0.6, len(x) - 0.4)
+    ax.set_ylim(0, height * 1.25 + 1)
+    _counts_axis(ax.yaxis)
+    ax.legend(loc="upper left", frameon=False, ncols=2)
+    return fig
+
+
+@_styled
+def chapter_coverage(counts: Any, n_chapters: int | None = None, title: str | None = None,
+                     ylabel: str = "instructions") -> Figure:
+    """Bars per chapter (1..n, zeros marked in red): which chapters the instructions or pairs touch."""
+    series = _per_chapter(counts, n_chapters)
+    fig, ax = plt.subplots(figsize=WIDE, layout="constrained")
+    zeros = [c for c, v in series.items() if v == 0]
+    ax.set_title(title or f"Chapters touched: {len(series) - len(zeros)} of {len(series)}")
+    ax.set_xlabel("chapter")
+    ax.set_ylabel(ylabel)
+    if series.empty:
+        _nothing(ax, "no chapters")
+        return fig
+    x = np.arange(len(series))
+    ax.bar(x, series.to_numpy(), color="#4c72b0", width=0.8)
+    zero_x = [i for i, v in enumerate(series.to_numpy()) if v == 0]
+    if zero_x:
+        ax.scatter(zero_x, [0] * len(zero_x), marker="x", color=ZERO, s=30, zorder=3, clip_on=False,
+                   label=f"untouched ({len(zero_x)})")
+        ax.legend(loc="upper right", frameon=False)
+    _chapter_axis(ax, list(series.index))
+    ax.set_xlim(-0.7, len(series) - 0.3)
+    ax.set_ylim(0, max(series.max(), 1) * 1.1)
+    _counts_axis(ax.yaxis)
+    return fig
+
+
+def _per_chapter(counts: Any, n_chapters: int | None) -> pd.Series:
+    if isinstance(counts, pd.Series):
+        series = counts
+    elif isinstance(counts, dict):
+        series = pd.Series(counts)
+    else:  # a plain list of counts is chapters 1..len
+        series = pd.Series(list(counts), index=range(1, len(list(counts)) + 1))
+    if len(series) and all(isinstance(c, (int, np.integer)) for c in series.index):
+        last = max(int(max(series.index)), n_chapters or 0)
+        series = series.reindex(range(1, last + 1), fill_value=0)
+    return series.fillna(0).astype(int)
+
+
+# --- Stages 3-4 ---------------------------------------------------------------------------------------------------
+
+
+@_styled
+def funnel(df: pd.DataFrame) -> Figure:
+    """Horizontal funnel: what remains after each step, and how many that step removed."""
+    fig, ax = plt.subplots(figsize=(WIDE[0], max(2.8, 0.55 * len(df) + 1.4)), layout="constrained")
+    start = int(df["remaining"].iloc[0] + df["removed"].iloc[0]) if len(df) else 0
+    end = int(df["remaining"].iloc[-1]) if len(df) else 0
+    ax.set_title(f"Filter funnel: {start:,} in, {end:,} kept")
+    ax.set_xlabel("remaining")
+    ax.set_ylabel("step")
+    if not len(df):
+        _nothing(ax, "no steps")
+        return fig
+    y = np.arange(len(df))
+    remaining = df["remaining"].to_numpy()
+    removed = df["removed"].to_numpy()
+    ax.barh(y, remaining, color="#4c72b0", label="remaining")
+    ax.barh(y, removed, left=remaining, color=ZERO, alpha=0.35, label="removed by this step")
+    for yi, r, d in zip(y, remaining, removed):
+        ax.text(r + d, yi, f" {r:,}" + (f"  (−{d:,})" if d else ""), va="center", fontsize=10, color="0.15")
+    ax.set_yticks(y, [_wrap(s, 26) for s in df["step"]])
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(start, 1) * 1.22)
+    _counts_axis(ax.xaxis)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False, borderaxespad=0.2)
+    return fig
+
+
+@_styled
+def coverage_heatmap(df: pd.DataFrame, n_chapters: int | None = None, categories: Sequence[str] | None = None) -> Figure:
+    """Chapters x categories heatmap; chapters nothing draws on are marked, so the next round can aim at them.
+
+    `df` is either wide (index chapter, columns category, values counts) or long (one row per pair with
+    "chapter" and "category" columns)."""
+    if {"chapter", "category"} <= set(df.columns):
+        long = df.dropna(subset=["chapter"])
+        wide = pd.crosstab(long["chapter"].astype(int) if len(long) else long["chapter"], long["category"])
+    else:
+        wide = df
+    order = [c for c in (categories or CATEGORIES) if c in wide.columns] + [c for c in wide.columns
+                                                                             if c not in (categories or CATEGORIES)]
+    if categories:
+        order = list(categories) + [c for c in order if c not in categories]
+    wide = wide.reindex(columns=order, fill_value=0)
+    if len(wide) and all(isinstance(c, (int, np.integer)) for c in wide.index):
+        wide = wide.reindex(range(1, max(int(max(wide.index)), n_chapters or 0) + 1), fill_value=0)
+    elif n_chapters:
+        wide = wide.reindex(range(1, n_chapters + 1), fill_value=0)
+    wide = wide.fillna(0)
+    empty_chapters = [c for c, total in wide.sum(axis=1).items() if total == 0]
+    fig, ax = plt.subplots(figsize=(10, 4.8), layout="constrained")
+    ax.set_title(f"Coverage: chapter × category ({len(empty_chapters)} of {len(wide)} chapters with nothing)")
+    ax.set_xlabel("chapter (× = nothing cites it)")
+    ax.set_ylabel("category")
+    if wide.empty or wide.to_numpy().sum() == 0:
+        _nothing(ax, "nothing cited yet")
+        return fig
+    values = wide.to_numpy().T.astype(float)
+    masked = np.ma.masked_where(values == 0, values)  # zeros stay white, so gaps jump out
+    top = int(max(values.max(), 1))
+    # a few distinct shades (counts here are small integers); zero cells are masked and stay white
+    cmap = plt.get_cmap("YlGnBu", min(top, 9)).with_extremes(bad="white")
+    image = ax.imshow(masked, aspect="auto", cmap=cmap, interpolation="nearest", vmin=0.5, vmax=top + 0.5)
+    ax.set_yticks(np.arange(len(wide.columns)), [_wrap(c, 30) for c in wide.columns])
+    ax.set_xticks(np.arange(-0.5, len(wide), 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(wide.columns), 1), minor=True)
+    ax.grid(which="minor", color="0.9", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
+    _chapter_axis(ax, list(wide.index))
+    ax.tick_params(axis="x", which="minor", length=0)
+    positions = [i for i, c in enumerate(wide.index) if c in empty_chapters]
+    ax.scatter(positions, [len(wide.columns) - 0.5 + 0.35] * len(positions), marker="x", color=ZERO, s=25,
+               clip_on=False, zorder=3)
+    ax.spines[:].set_visible(False)
+    bar = fig.colorbar(image, ax=ax, label="pairs", shrink=0.9, pad=0.01)
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
+    return fig
+
+
+@_styled
+def decision_summary(decisions: Any, top_reasons: int = 8) -> Figure:
+    """Review outcome: decisions per status, and the most common reasons split by status (last decision per pair)."""
+    table = decisions.copy() if isinstance(decisions, pd.DataFrame) else pd.DataFrame(
+        [{"pair_id": _field(d, "pair_id"), "status": _field(d, "status"), "reason": _field(d, "reason")}
+         for d in decisions], columns=["pair_id", "status", "reason"])
+    if "pair_id" in table and table["pair_id"].notna().any():
+        table = table.drop_duplicates("pair_id", keep="last")  # the file is append-only: a later decision wins
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.8), layout="constrained", width_ratios=[1, 2.2])
+    fig.suptitle(f"Review decisions ({len(table):,} pairs)")
+    left.set_title("Status")
+    left.set_xlabel("status")
+    left.set_ylabel("pairs")
+    right.set_title("Top reasons")
+    right.set_xlabel("pairs")
+    right.set_ylabel("reason")
+    if table.empty:
+        _nothing(left, "no decisions yet")
+        _nothing(right, "no decisions yet")
+        return fig
+    statuses = list(STATUS_COLORS) + sorted(set(table["status"]) - set(STATUS_COLORS))
+    counts = table["status"].value_counts()
+    values = [int(counts.get(s, 0)) for s in statuses]
+    left.bar(statuses, values, color=[STATUS_COLORS.get(s, "0.6") for s in statuses])
+    for i, v in enumerate(values):
+        left.text(i, v, f"{v}", ha="center", va="bottom", fontsize=10)
+    left.set_ylim(0, max(values + [1]) * 1.15)
+    _counts_axis(left.yaxis)
+    _counts_axis(right.xaxis)
+    reasons = table.assign(reason=table["reason"].fillna("").astype(str).str.strip().replace("", "(no reason given)"))
+    cross = pd.crosstab(reasons["reason"], reasons["status"])
+    cross = cross.loc[cross.sum(axis=1).sort_values(ascending=False, kind="stable").index[:top_reasons]]
+    y = np.arange(len(cross))
+    offset = np.zeros(len(cross))
+    for s in statuses:
+        if s in cross:
+            right.barh(y, cross[s].to_numpy(), left=offset, color=STATUS_COLORS.get(s, "0.6"), label=s)
+            offset += cross[s].to_numpy()
+    right.set_yticks(y, [_wrap(r, 34) for r in cross.index])
+    right.invert_yaxis()
+    right.legend(loc="lower right", frameon=False)
+    return fig
