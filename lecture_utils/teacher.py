@@ -130,7 +130,8 @@ class TeacherConfig:
         mode = mode or given.pop("mode", None) or get("TEACHER")
         if mode in ("auto", ""):
             mode = None
-        base_url = given.pop("base_url", None) or get("TEACHER_BASE_URL")
+        explicit_url = given.pop("base_url", None)
+        base_url = explicit_url or get("TEACHER_BASE_URL")
         teacher_key = given.pop("api_key", None) or get("TEACHER_API_KEY")
         openai_key = get("OPENAI_API_KEY")
         if mode is None:
@@ -162,8 +163,9 @@ class TeacherConfig:
             settings.update(base_url=base_url, api_key=key, model=model or get("TEACHER_MODEL"),
                             server_kind="openai" if on_openai else None)
         elif mode == "local":
-            # the served alias is the model name; MODEL picks which local model to serve
-            settings.update(base_url=base_url, api_key=PLACEHOLDER_KEY, server_kind="llama.cpp",
+            # MODEL picks which local model to serve; the name it is served under comes from the server.
+            # TEACHER_BASE_URL belongs to the endpoint mode: only an explicit base_url means "already running".
+            settings.update(base_url=explicit_url, api_key=PLACEHOLDER_KEY, server_kind="llama.cpp",
                             local_model=local_model or model or get("TEACHER_LOCAL_MODEL"),
                             timeout_s=settings.get("timeout_s", 600.0))  # a 1.5B model on two cores is slow
         else:  # replay
@@ -448,6 +450,11 @@ def _validator(schema_json: str):
     return cls(schema)
 
 
+def check_schema(schema: dict) -> None:
+    """Raise ValueError (one line) if `schema` is not a valid JSON Schema."""
+    _validator(json.dumps(schema, sort_keys=True))
+
+
 def validate(data: Any, schema: dict) -> list[str]:
     """Problems with `data` against the JSON schema, as short 'where: what' lines; empty if it is valid."""
     validator = _validator(json.dumps(schema, sort_keys=True))
@@ -617,10 +624,14 @@ class Teacher:
         self.client: openai.OpenAI | None = None
         if config.cache != "replay":
             self.client = make_client(config)
-            if config.mode == "endpoint" and (config.model is None or config.server_kind is None):
+            if config.model is None or config.server_kind is None:
                 self._probe()
-        elif config.model is None:
-            self.config = dataclasses.replace(config, model=DEFAULT_LOCAL_ALIAS)
+        else:
+            if not config.cache_path.exists():
+                raise TeacherError(f"no replay cache at {config.cache_path}: record one with TEACHER=local "
+                                   "TEACHER_CACHE=record, or point TEACHER_CACHE_PATH at one")
+            if config.model is None:
+                self.config = dataclasses.replace(config, model=DEFAULT_LOCAL_ALIAS)
         if self.config.model is None:
             raise TeacherError(f"no model name for {self.config.base_url}: set TEACHER_MODEL")
         # replay has no server to probe; the cache key treats json_schema and json_object alike
@@ -662,7 +673,7 @@ class Teacher:
                    attempts: int | None = None, **params: Any) -> Reply:
         """A reply whose `.data` is parsed JSON valid against `schema`; invalid output is asked for again
         (with another seed), then raises StructuredOutputError with the last raw text."""
-        validate(None, schema)  # a broken schema fails now, before any call
+        check_schema(schema)  # a broken schema fails now, before any call
         messages = as_messages(messages_or_prompt, system)
         attempts = attempts or self.config.structured_attempts
         reply, problem = None, ""
@@ -785,3 +796,15 @@ def connect(mode: str | None = None, **overrides: Any) -> Teacher:
         server = local_teacher.ensure_server(model=config.local_model)
         config = dataclasses.replace(config, base_url=server.base_url, model=config.model or server.model_alias)
     return Teacher(config)
+
+
+def check(mode: str | None = None, prompt: str = "In one sentence: who wrote Pride and Prejudice?",
+          **overrides: Any) -> dict:
+    """One real round trip to the configured teacher (the CLI's `teacher check`): where, which model, the reply."""
+    if (mode or overrides.get("mode")) != "replay":
+        overrides.setdefault("cache", "off")  # a check must reach the server, not the cache
+    teacher = connect(mode, **overrides)
+    reply = teacher.chat(prompt, max_tokens=80, temperature=0)
+    return {"teacher": teacher.describe(), "mode": teacher.config.mode, "base_url": teacher.config.base_url,
+            "model": reply.model, "reply": reply.text.strip(), "latency_s": round(reply.latency_s, 2),
+            "usage": reply.usage, "cached": reply.cached}

@@ -198,8 +198,11 @@ def test_settings_validation_and_paths(monkeypatch):
         TeacherConfig.from_env("endpoint")
     monkeypatch.setenv("TEACHER_CACHE_PATH", "runs/x/cache.jsonl")
     assert TeacherConfig.from_env("replay").cache_path == t.REPO_ROOT / "runs/x/cache.jsonl"
+    monkeypatch.setenv("TEACHER_BASE_URL", "http://localhost:11434/v1")  # for the endpoint mode, not for local
     local = TeacherConfig.from_env("local", model="smollm2-135m")
-    assert (local.local_model, local.model, local.server_kind) == ("smollm2-135m", None, "llama.cpp")
+    assert (local.local_model, local.model, local.server_kind, local.base_url) == ("smollm2-135m", None, "llama.cpp", None)
+    with pytest.raises(TeacherError, match="no replay cache at .*missing.jsonl: record one with TEACHER=local TEACHER_CACHE=record"):
+        connect("replay", cache_path="/nonexistent/missing.jsonl")
 
 
 def test_key_never_in_repr_str_or_description(fake_openai):
@@ -420,6 +423,14 @@ def test_local_teacher_costs_nothing_and_smollm2_is_flagged(fake_openai):
     small = Teacher(TeacherConfig(mode="local", base_url=fake_openai.base_url, model="smollm2-135m-instruct"))
     assert "content is weak" in small.describe() and "TEACHER_LOCAL_MODEL" in small.describe()
     assert "content is weak" not in teacher.describe()
+
+
+def test_check_reports_where_which_model_and_the_reply(fake_openai):
+    fake_openai.enqueue(reply("Jane Austen wrote it."))
+    result = t.check("endpoint", base_url=fake_openai.base_url)
+    assert result["reply"] == "Jane Austen wrote it." and result["model"] == "fake-model"
+    assert result["base_url"] == fake_openai.base_url and result["cached"] is False
+    assert fake_openai.chat_requests[-1].body["temperature"] == 0
 
 
 # --- pure helpers -------------------------------------------------------------------------------------------------
