@@ -127,18 +127,19 @@ def test_instruction_without_searchable_words_makes_no_call(fake_openai, teacher
 def test_refusal_and_empty_answers_are_named():
     inst = Instruction("i4", "Who keeps the lighthouse?", "plot")
     hits = [(PASSAGES[0], 1.0)]
-    schema = answer_schema(["ch1-p001"])
     with pytest.raises(AnswerError) as e:
-        pair_from_text(inst, hits, "", schema, model="m", refusal="I can't help with that.")
+        pair_from_text(inst, hits, "", model="m", refusal="I can't help with that.")
     assert e.value.reason == "refusal" and not e.value.retryable
     with pytest.raises(AnswerError) as e:
-        pair_from_text(inst, hits, json.dumps({"answer": "  ", "cited": []}), schema, model="m")
+        pair_from_text(inst, hits, json.dumps({"answer": "  ", "cited": []}), model="m")
     assert e.value.reason == "empty answer"
     with pytest.raises(AnswerError) as e:
-        pair_from_text(inst, hits, '{"answer": "Marla', schema, model="m", finish_reason="length")
+        pair_from_text(inst, hits, '{"answer": "Marla', model="m", finish_reason="length")
     assert e.value.reason == "parse error" and e.value.retryable and "max_tokens" in str(e.value)
     fenced = '```json\n{"answer": "Marla.", "cited": ["ch1-p001"],}\n```'
-    assert pair_from_text(inst, hits, fenced, schema, model="m").cited == ["ch1-p001"]
+    assert pair_from_text(inst, hits, fenced, model="m").cited == ["ch1-p001"]
+    invented = json.dumps({"answer": "Marla.", "cited": ["ch9-p999", "ch1-p001"]})
+    assert pair_from_text(inst, hits, invented, model="m").cited == ["ch1-p001"]  # only what it was shown
 
 
 def test_answer_without_context_for_the_side_by_side(fake_openai, teacher):
