@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -32,9 +31,8 @@ dont didnt doesnt isnt wasnt arent werent hasnt havent hadnt cant couldnt wouldn
 im ive youre youve youd youll hes shes theyre theyve theyd theyll weve wed well thats whats theres heres lets
 """.split())
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _COMBINING_RE = re.compile(r"[\u0300-\u036f]")
-_TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_TOKEN_RE = re.compile(r"[\w']+")
 
 
 class RetrievalError(ValueError):
@@ -43,17 +41,16 @@ class RetrievalError(ValueError):
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words without accents, punctuation, possessive 's or stop words: "Darcy's" -> "darcy"."""
-    text = text.casefold().translate(_APOSTROPHES)
+    # curly apostrophes become straight ones; "_" marks italics in Gutenberg texts
+    text = text.casefold().replace("\u2019", "'").replace("\u2018", "'").replace("_", " ")
     if not text.isascii():
-        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text))
-    tokens = []
-    for word in _TOKEN_RE.findall(text):
-        if word.endswith("'s"):
-            word = word[:-2]
-        word = word.replace("'", "")  # "don't" -> "dont", which the stop list knows
-        if word and word not in STOP_WORDS:
-            tokens.append(word)
-    return tokens
+        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text))  # "café" -> "cafe"
+    words = _TOKEN_RE.findall(text)
+    if "'" in text:
+        words = [w.strip("'") for w in words]
+        words = [w[:-2] if w.endswith("'s") else w for w in words]
+        words = [w.replace("'", "") for w in words]  # "don't" -> "dont", which the stop list knows
+    return [w for w in words if w and w not in STOP_WORDS]
 
 
 def _query_tokens(query: str) -> list[str]:
@@ -88,7 +85,7 @@ def _top_k(doc_ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, f
         keep = scores >= kth
         doc_ids, scores = doc_ids[keep], scores[keep]
     order = np.lexsort((doc_ids, -scores))[:k]
-    return [(int(doc_ids[i]), float(scores[i])) for i in order]
+    return list(zip(doc_ids[order].tolist(), scores[order].tolist()))
 
 
 class BM25Index:
@@ -126,40 +123,43 @@ class FastBM25Index:
         self.passages = list(passages)
         self.k1, self.b, self.epsilon = k1, b, epsilon
         self.vocab: dict[str, int] = {}  # term -> row, in order of first appearance (as rank-bm25's idf dict)
-        terms, docs, tfs, doc_len = [], [], [], []
-        for d, tokens in enumerate(_tokenized(self.passages)):
-            counts = Counter(tokens)
+        term_ids: list[int] = []
+        doc_len: list[int] = []
+        for tokens in _tokenized(self.passages):
+            term_ids += [self.vocab.setdefault(t, len(self.vocab)) for t in tokens]
             doc_len.append(len(tokens))
-            for term, tf in counts.items():
-                terms.append(self.vocab.setdefault(term, len(self.vocab)))
-                docs.append(d)
-                tfs.append(tf)
-        terms_a, docs_a, tf_a = np.array(terms), np.array(docs), np.array(tfs)
-        n = len(self.passages)
+        n, v = len(self.passages), len(self.vocab)
+        lengths = np.array(doc_len)
+        # one entry per token; summing the duplicates of a (term, passage) cell gives the term's frequency there
+        tf = sparse.csr_matrix((np.ones(len(term_ids)), (np.array(term_ids), np.repeat(np.arange(n), lengths))),
+                               shape=(v, n))
+        tf.sum_duplicates()
         self.avgdl = sum(doc_len) / n
         # idf exactly as rank-bm25 computes it (same order of summation), so the two indexes rank identically
-        df = np.bincount(terms_a, minlength=len(self.vocab))
+        df = np.diff(tf.indptr)
         idf = [math.log(n - f + 0.5) - math.log(f + 0.5) for f in df.tolist()]
         self.average_idf = sum(idf) / len(idf)
         floor = epsilon * self.average_idf
-        self.idf = np.array([floor if v < 0 else v for v in idf])
-        dl = np.array(doc_len)[docs_a]
-        weights = self.idf[terms_a] * (tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / self.avgdl)))
-        self.matrix = sparse.csr_matrix((weights, (terms_a, docs_a)), shape=(len(self.vocab), n))
+        self.idf = np.array([floor if x < 0 else x for x in idf])
+        dl = lengths[tf.indices]
+        weights = np.repeat(self.idf, df) * (tf.data * (k1 + 1) / (tf.data + k1 * (1 - b + b * dl / self.avgdl)))
+        self.matrix = sparse.csr_matrix((weights, tf.indices, tf.indptr), shape=(v, n))
+        bounds = self.matrix.indptr.tolist()
+        # each term's (passages, weights) as views into the matrix: no per-query slicing arithmetic
+        self._postings = [(self.matrix.indices[lo:hi], self.matrix.data[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
 
     def __len__(self) -> int:
         return len(self.passages)
 
     def _score(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(scores of all passages, mask of the passages that contain a query word)."""
-        m = self.matrix
         scores = np.zeros(len(self.passages))
         matched = np.zeros(len(self.passages), bool)
         for term in tokens:
             row = self.vocab.get(term)
             if row is not None:  # added in query order, as rank-bm25 does, so the sums are bit-identical
-                docs = m.indices[m.indptr[row]:m.indptr[row + 1]]
-                scores[docs] += m.data[m.indptr[row]:m.indptr[row + 1]]
+                docs, weights = self._postings[row]
+                scores[docs] += weights
                 matched[docs] = True
         return scores, matched
 
