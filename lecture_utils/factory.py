@@ -344,13 +344,13 @@ class Factory:
             if repair_tail(path):
                 print(f"removed a half-written last line from {path} (that item will be done again)", file=sys.stderr)
         done = finished_ids(self.out_path, "instruction_id") | finished_ids(self.failures_path, "id")
+        total = _count_remaining(instructions, done) if isinstance(instructions, (str, Path)) else None
         self.out, self.fail = LineWriter(self.out_path), LineWriter(self.failures_path)
         window = self.cfg.window or 2 * self.cfg.concurrency
         queue: asyncio.Queue = asyncio.Queue(maxsize=window)
         self.sem = asyncio.Semaphore(self.cfg.concurrency)
         self.rpm = TokenBucket(self.cfg.rpm) if self.cfg.rpm else None
         self.tpm = TokenBucket(self.cfg.tpm) if self.cfg.tpm else None
-        total = _count_remaining(instructions, done) if isinstance(instructions, (str, Path)) else None
         self.bar = _progress_bar(total, self.cfg.progress)
         tasks: list[asyncio.Task] = []
         try:
