@@ -273,11 +273,12 @@ def _find_headings(lines: list[str]) -> list[_Heading]:
         size, text = 1, line.strip()
         after = lines[i + 1].strip() if i + 1 < len(lines) else ""
         if after:
-            # a short line right under a bare heading, then a blank line, is the chapter's title
             below = lines[i + 2].strip() if i + 2 < len(lines) else ""
-            if title or below or len(after) > 80 or parse_heading(after):
-                continue
-            size, title, text = 2, after.rstrip("."), f"{text}\n{after}"
+            if not title and not below and len(after) <= 80 and not parse_heading(after):
+                # a short line right under a bare heading, then a blank line, is the chapter's title
+                size, title, text = 2, after.rstrip("."), f"{text}\n{after}"
+            elif title:
+                continue  # "Chapter 3 of the report says..." running on is prose; a bare "CHAPTER I." never is
         found.append(_Heading(i, size, kind, number, title, text))
     return found
 
@@ -287,7 +288,9 @@ def _real_chapters(lines: list[str], heads: list[_Heading]) -> list[bool]:
     real = []
     for k, h in enumerate(heads):
         stop = heads[k + 1].index if k + 1 < len(heads) else len(lines)
-        real.append(sum(len(ln.strip()) for ln in lines[h.index + h.size:stop]) >= MIN_CHAPTER_CHARS)
+        body = (ln.strip() for ln in lines[h.index + h.size:stop])
+        real.append(sum(len(ln) for ln in body if not parse_heading(ln) and not _TOC_LINE_RE.match(ln))
+                    >= MIN_CHAPTER_CHARS)
     # the last contents entry may be followed by a preface: it is not real if the same heading comes again later
     for k in range(1, len(heads)):
         key = (heads[k].kind, heads[k].number)

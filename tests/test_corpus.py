@@ -187,6 +187,16 @@ def test_chapter_heading_styles(tmp_path, headings, titles):
     assert {p.section for p in passages} == {t or None for t in titles}
 
 
+def test_bare_heading_straight_above_text_and_prose_that_looks_like_a_heading(tmp_path):
+    raw = make_book(["CHAPTER I.", "CHAPTER II."]).replace("CHAPTER II.\n\n\n", "CHAPTER II.\n")
+    raw = raw.replace(chapter_body(1), chapter_body(1) + "\n\nLetter 3 of the harbour master was read aloud\n"
+                      "to the keepers, who listened in silence.")
+    book = load_quiet(write(tmp_path, raw))
+    assert [c.heading for c in book.chapters] == ["CHAPTER I.", "CHAPTER II."]
+    assert book.text[book.chapters[1].body_start:].startswith("Keeper2 lit lamp number 1")
+    assert "Letter 3 of the harbour master was read aloud to the keepers" in book.text
+
+
 def test_no_chapter_headings_is_one_chapter_with_a_warning(tmp_path):
     raw = f"{HEADER}\n{chapter_body(1)}\n{FOOTER}"
     with pytest.warns(CorpusWarning, match="no chapter headings"):
@@ -235,6 +245,15 @@ Keeper at work                        7
     start_line_end = raw.index(" ***\n") + len(" ***")
     first_heading = raw.index("\nChapter 1\n\n\nKeeper1") + 1
     assert book.removed["front_matter_chars"] == first_heading - start_line_end
+
+
+def test_a_contents_list_without_blank_lines_is_not_a_chapter(tmp_path):
+    headings = ["Letter 1", "Letter 2", "Chapter 1", "Chapter 2", "Chapter 3"]
+    front = "CONTENTS\n\n" + "\n".join(f" {h}" for h in headings * 8) + "\n"  # long enough to look like a body
+    book = load_quiet(write(tmp_path, make_book(headings, front=front)))
+    assert [c.heading for c in book.chapters] == headings
+    assert book.text.startswith("Letter 1\n\nKeeper1 lit lamp")
+    assert book.removed["toc_lines"] == len(headings) * 8
 
 
 def test_the_end_and_what_follows_are_back_matter(tmp_path):
