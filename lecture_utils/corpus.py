@@ -330,6 +330,8 @@ def clean_book(raw: str, source: str = "book", title: str | None = None) -> Book
         offsets.append(offsets[-1] + len(line) + 1)
     kept, illustrations = _remove_illustrations(original)
     lines = [t for _, t in kept]
+    if not any(t.strip() for t in lines):
+        raise CorpusError(f"{source}: no text between the licence header and footer; is it the whole book?")
     heads = _find_headings(lines)
     real = _real_chapters(lines, heads)
     chapters_found = [h for h, r in zip(heads, real) if r]
@@ -349,8 +351,8 @@ def clean_book(raw: str, source: str = "book", title: str | None = None) -> Book
         chapters_found = [_Heading(-1, 1, "chapter", 1, "", "")]
     front_chars = offsets[kept[first][0]] if chapters_found[0].index >= 0 and kept else 0
     back_chars = offsets[-1] - 1 - offsets[kept[stop][0]] if stop < len(lines) else 0
-    toc_lines = sum(1 for i, ln in enumerate(lines[:first]) if _TOC_LINE_RE.match(ln.strip()) or parse_heading(ln))
-    toc_lines += sum(1 for i in dropped_heads if i >= first)
+    toc_lines = sum(1 for ln in lines[:first] if _TOC_LINE_RE.match(ln.strip()) or parse_heading(ln))
+    toc_lines += sum(1 for i in dropped_heads if i >= first)  # contents entries found after chapter 1
 
     text, chapters = "", []
     for k, h in enumerate(chapters_found):

@@ -111,6 +111,11 @@ def test_empty_and_binary_files_give_one_line_errors(tmp_path, content, match):
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
+def test_a_book_with_only_its_licence_is_an_error(tmp_path):
+    with pytest.raises(CorpusError, match="no text between the licence header and footer"):
+        load_book(write(tmp_path, HEADER + "\n[Illustration]\n" + FOOTER))
+
+
 def test_missing_book_names_the_fix(tmp_path):
     with pytest.raises(CorpusError) as err:
         load_book(tmp_path / "nope.txt")
