@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lecture_utils import corpus
-from lecture_utils.corpus import (Book, CorpusError, CorpusWarning, book_passages, clean_book, corpus_stats,
+from lecture_utils.corpus import (Book, CorpusError, CorpusWarning, book_passages, corpus_stats,
                                   fetch_book, load_book, load_corpus, load_documents, read_text, stats_for_path)
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
