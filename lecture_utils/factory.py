@@ -244,9 +244,11 @@ class LineWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repair_tail(self.path)
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.written = 0
 
     def write(self, record: dict) -> None:
         os.write(self.fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.written += 1
 
     def close(self) -> None:
         if self.fd >= 0:

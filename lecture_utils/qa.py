@@ -137,16 +137,18 @@ def parse_answer(text: str, finish_reason: str = "") -> dict:
     return data
 
 
-def pair_from_text(instruction: Instruction, hits: Sequence[Hit], text: str, *, model: str, finish_reason: str = "",
-                   refusal: str | None = None) -> QAPair:
+def pair_from_text(instruction: Instruction, hits: Sequence[Hit | Retrieved], text: str, *, model: str,
+                   finish_reason: str = "", refusal: str | None = None) -> QAPair:
     """Turn the teacher's reply into a QAPair, or raise AnswerError (refusal, empty answer, parse error).
-    Cited ids that were not retrieved are dropped: an answer can only cite what it was shown."""
+    `hits` are (Passage, score) pairs or Retrieved records. Cited ids that were not retrieved are dropped:
+    an answer can only cite what it was shown."""
     if refusal:
         raise AnswerError("refusal", " ".join(refusal.split())[:200])
     if finish_reason == "content_filter":
         raise AnswerError("refusal", "the server's content filter stopped the answer")
     data = parse_answer(text, finish_reason)
-    retrieved_ids = {p.id for p, _ in hits}
+    retrieved = [h if isinstance(h, Retrieved) else Retrieved(h[0].id, round(float(h[1]), 4)) for h in hits]
+    retrieved_ids = {r.id for r in retrieved}
     cited = [c for c in dict.fromkeys(data.get("cited") or []) if c in retrieved_ids]
     answer = data["answer"].strip()
     return QAPair(
@@ -155,7 +157,7 @@ def pair_from_text(instruction: Instruction, hits: Sequence[Hit], text: str, *, 
         instruction=instruction.instruction,
         category=instruction.category,
         answer=answer,
-        retrieved=[Retrieved(p.id, round(float(s), 4)) for p, s in hits],
+        retrieved=retrieved,
         cited=cited,
         not_in_text=is_not_in_text(answer),
         teacher=model,
