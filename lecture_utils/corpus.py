@@ -7,6 +7,7 @@ A document's passages are exact slices of the file's own text (BOM removed, line
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import unicodedata
@@ -121,7 +122,7 @@ def fetch_book(dest: str | Path | None = None, url: str = BOOK_URL, timeout: flo
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             data = response.read()
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:  # HTTPException: a cut-off download
         reason = " ".join(str(getattr(e, "reason", e)).split())
         raise CorpusError(f"Could not download {url} ({reason}); offline? Set BOOK_PATH to a local copy or pass a "
                           f"path, or copy the file to {dest}.") from None
