@@ -402,10 +402,11 @@ def test_corpus_stats_and_stats_for_path(tmp_path):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     body = b""
+    missing = 0  # bytes promised in Content-Length but never sent: a download cut off mid-way
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("Content-Length", str(len(self.body) + self.missing))
         self.end_headers()
         self.wfile.write(self.body)
 
@@ -432,7 +433,13 @@ def test_fetch_book_downloads_atomically_and_keeps_an_existing_copy(tmp_path, ht
     assert fetch_book(dest, url=url).read_bytes().startswith("\ufeff".encode())  # not downloaded again
     with pytest.raises(CorpusError, match="did not return a Project Gutenberg text"):
         fetch_book(dest, url=url, force=True)
-    assert len(load_quiet(dest).chapters) == 1  # the good copy survived the failed download
+    _Handler.body, _Handler.missing = make_book(["Chapter 1"]).encode(), 5000
+    try:
+        with pytest.raises(CorpusError, match="Could not download"):
+            fetch_book(dest, url=url, force=True)
+    finally:
+        _Handler.missing = 0
+    assert len(load_quiet(dest).chapters) == 1  # the good copy survived both failed downloads
 
 
 def test_fetch_book_offline_names_the_fix(tmp_path):
