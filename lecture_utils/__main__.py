@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 
 def _corpus(args: argparse.Namespace) -> int:
@@ -40,13 +39,9 @@ def _teacher(args: argparse.Namespace) -> int:
 
         serve(model=args.model, port=args.port, host=args.host)
         return 0
-    from lecture_utils.teacher import connect
+    from lecture_utils.teacher import check
 
-    teacher = connect(args.mode)
-    start = time.perf_counter()
-    reply = teacher.chat("In one sentence: who is Elizabeth Bennet?", max_tokens=60, temperature=0.0)
-    print(json.dumps({"teacher": teacher.describe(), "model": reply.model, "reply": reply.text.strip(),
-                      "latency_s": round(time.perf_counter() - start, 2), "cached": reply.cached}, indent=2))
+    print(json.dumps(check(args.mode), indent=2))
     return 0
 
 
