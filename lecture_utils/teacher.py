@@ -125,7 +125,8 @@ class TeacherConfig:
 
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise TeacherError(f"unknown teacher setting(s) {sorted(unknown)}: known are {[f.name for f in dataclasses.fields(cls)]}")
+            known = [f.name for f in dataclasses.fields(cls)]
+            raise TeacherError(f"unknown teacher setting(s) {sorted(unknown)}: known are {known}")
         given = {k: v for k, v in overrides.items() if v is not None}
         mode = mode or given.pop("mode", None) or get("TEACHER")
         if mode in ("auto", ""):
@@ -151,7 +152,8 @@ class TeacherConfig:
         if mode == "openai":
             key = teacher_key or openai_key
             if not key and cache != "replay":
-                raise TeacherError("TEACHER=openai needs a key: set OPENAI_API_KEY (or TEACHER_API_KEY) in the environment or in .env")
+                raise TeacherError("TEACHER=openai needs a key: set OPENAI_API_KEY (or TEACHER_API_KEY) "
+                                   "in the environment or in .env")
             settings.update(base_url=base_url or OPENAI_BASE_URL, api_key=key, server_kind="openai",
                             model=model or get("TEACHER_MODEL") or OPENAI_DEFAULT_MODEL)
         elif mode == "endpoint":
@@ -222,8 +224,9 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int,
 # --- requests and cache keys ------------------------------------------------------------------------------------
 
 STRATEGY_CHAIN = ("json_schema", "json_object", "prompt")
-_STRICT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "enum", "const", "description",
-                    "title", "anyOf", "$defs", "$ref", "minItems", "maxItems", "minimum", "maximum", "pattern", "format"}
+_STRICT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "enum", "const",
+                    "description", "title", "anyOf", "$defs", "$ref", "minItems", "maxItems", "minimum", "maximum",
+                    "pattern", "format"}
 
 
 def schema_strategies(server_kind: str | None) -> tuple[str, ...]:
@@ -513,12 +516,14 @@ def classify_error(exc: BaseException) -> tuple[bool, float | None, str]:
             return False, None, f"key rejected by {url} ({status}): check TEACHER_API_KEY/OPENAI_API_KEY"
         if status == 429:
             if exc.code == "insufficient_quota" or "insufficient_quota" in detail:
-                return False, None, f"{url} says the account has no credit left (429 insufficient_quota): add credit or use TEACHER=local"
+                return False, None, (f"{url} says the account has no credit left (429 insufficient_quota): "
+                                     "add credit or use TEACHER=local")
             return True, _retry_after(exc.response.headers), f"rate limited by {url} (429): {detail}"
         if status in (408, 409) or status >= 500:
             return True, _retry_after(exc.response.headers), f"{url} failed with {status}: {detail}"
         if status == 404:
-            return False, None, f"{url} answered 404 ({detail}): check TEACHER_BASE_URL (it usually ends in /v1) and TEACHER_MODEL"
+            return False, None, (f"{url} answered 404 ({detail}): check TEACHER_BASE_URL (it usually ends in /v1) "
+                                 "and TEACHER_MODEL")
         return False, None, f"{url} rejected the request ({status}): {detail}"
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, MalformedReplyError)):
         return True, None, f"the teacher server sent a malformed reply ({_preview(str(exc), 120)})"
@@ -545,7 +550,8 @@ def retry_delay(attempt: int, retry_after: float | None, base_s: float = 0.5, ca
 def make_client(config: TeacherConfig, async_: bool = False, **kwargs: Any) -> openai.OpenAI | openai.AsyncOpenAI:
     """An openai client for the config, with the client's own retries off: we retry ourselves, visibly."""
     if not config.base_url:
-        raise TeacherError(f"mode {config.mode!r} has no server URL: use connect() (it starts the embedded teacher) or set TEACHER_BASE_URL")
+        raise TeacherError(f"mode {config.mode!r} has no server URL: use connect() (it starts the embedded teacher) "
+                           "or set TEACHER_BASE_URL")
     cls = openai.AsyncOpenAI if async_ else openai.OpenAI
     timeout = openai.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s))
     return cls(api_key=config.api_key or PLACEHOLDER_KEY, base_url=config.base_url, max_retries=0,
@@ -561,7 +567,8 @@ def completion_fields(response: Any) -> tuple[str, str, dict]:
     message = choice.message
     text = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
     u = getattr(response, "usage", None)
-    usage = {"prompt_tokens": getattr(u, "prompt_tokens", 0) or 0, "completion_tokens": getattr(u, "completion_tokens", 0) or 0}
+    usage = {"prompt_tokens": getattr(u, "prompt_tokens", 0) or 0,
+             "completion_tokens": getattr(u, "completion_tokens", 0) or 0}
     return text, choice.finish_reason or "", usage
 
 
@@ -649,7 +656,8 @@ class Teacher:
             if unreachable or isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
                 raise TeacherError(message) from None
             if self.config.model is None:
-                raise TeacherError(f"could not list the models at {self.config.base_url} ({message}): set TEACHER_MODEL") from None
+                raise TeacherError(f"could not list the models at {self.config.base_url} ({message}): "
+                                   "set TEACHER_MODEL") from None
             return
         changes: dict[str, Any] = {}
         if self.config.model is None:
@@ -665,7 +673,8 @@ class Teacher:
              max_tokens: int = 512, seed: int | None = None, **params: Any) -> Reply:
         """A text reply."""
         messages = as_messages(messages_or_prompt, system)
-        request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed, **params)
+        request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                **params)
         return self._complete(request)
 
     def structured(self, messages_or_prompt: str | list[dict], schema: dict, *, system: str | None = None,

@@ -435,6 +435,19 @@ def test_check_reports_where_which_model_and_the_reply(fake_openai):
 
 # --- pure helpers -------------------------------------------------------------------------------------------------
 
+def test_retry_after_forms_and_backoff_bounds():
+    import email.utils
+    import time
+
+    assert t._retry_after({"retry-after-ms": "250"}) == pytest.approx(0.25)
+    assert t._retry_after({"retry-after": "3"}) == 3
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 55 <= t._retry_after({"retry-after": in_a_minute}) <= 60
+    assert t._retry_after({}) is None
+    assert t.retry_delay(1, 500.0, max_retry_after_s=120) <= 120 * 1.1  # a silly Retry-After is capped
+    assert all(t.retry_delay(n, None, base_s=0.5, cap_s=4) <= 4 for n in range(1, 20))
+
+
 def test_parse_json_loose_and_validate_edges():
     assert parse_json_loose('[1, 2,]') == [1, 2]
     assert parse_json_loose('Note [draft]: {"a": "x,]"}') == {"a": "x,]"}
