@@ -447,6 +447,8 @@ def _question(tokens: list[str], wh: str, i: int) -> tuple[str, str | None]:
             return f"{wh} {verb}", _object_after(wh_np, 0)
         if aux in _BE_HAVE - {"has", "have", "had"}:  # passive "How is Darcy portrayed": the subject is the topic
             return f"{wh} {verb}", subject
+        if k + 1 < len(tokens) and tokens[k + 1].lower() in _PREPOSITIONS:  # "How does X change over ...": no object
+            return f"{wh} {verb}", subject
         return f"{wh} {verb}", _object_after(tokens, k + 1) or subject
     # no auxiliary: "Who inherits Longbourn?", "Which character changes most?"
     if wh in ("what", "which", "whose") and len(wh_np) >= 2:  # "Which character changes most?"

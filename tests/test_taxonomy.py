@@ -245,6 +245,7 @@ def test_similarities_and_diversity_stats():
     ("Who inherits Longbourn?", "who inherit", "longbourn"),
     ("In what way does Mr Bennet fail his daughters?", "how fail", "daughters"),
     ("Which character changes the most?", "which change", "character"),
+    ("How does Elizabeth's pride change over the novel?", "how change", "pride"),
 ])
 def test_verb_object_heuristics(text, verb, obj):
     assert tx.verb_object(text) == (verb, obj)
