@@ -21,7 +21,7 @@ if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ and "matplo
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import PowerNorm, to_rgb
+from matplotlib.colors import ListedColormap, PowerNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -363,7 +363,7 @@ def funnel(df: pd.DataFrame) -> Figure:
     start = int(df["remaining"].iloc[0] + df["removed"].iloc[0]) if len(df) else 0
     end = int(df["remaining"].iloc[-1]) if len(df) else 0
     ax.set_title(f"Filter funnel: {start:,} in, {end:,} kept")
-    ax.set_xlabel("remaining")
+    ax.set_xlabel("remaining after the step (pale red: what the step removed)")
     ax.set_ylabel("step")
     if not len(df):
         _nothing(ax, "no steps")
@@ -371,15 +371,14 @@ def funnel(df: pd.DataFrame) -> Figure:
     y = np.arange(len(df))
     remaining = df["remaining"].to_numpy()
     removed = df["removed"].to_numpy()
-    ax.barh(y, remaining, color="#4c72b0", label="remaining")
-    ax.barh(y, removed, left=remaining, color=ZERO, alpha=0.35, label="removed by this step")
+    ax.barh(y, remaining, color="#4c72b0")
+    ax.barh(y, removed, left=remaining, color=ZERO, alpha=0.35)
     for yi, r, d in zip(y, remaining, removed):
         ax.text(r + d, yi, f" {r:,}" + (f"  (−{d:,})" if d else ""), va="center", fontsize=10, color="0.15")
     ax.set_yticks(y, [_wrap(s, 26) for s in df["step"]])
     ax.invert_yaxis()
     ax.set_xlim(0, max(start, 1) * 1.22)
     _counts_axis(ax.xaxis)
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False, borderaxespad=0.2)
     return fig
 
 
@@ -416,7 +415,8 @@ def coverage_heatmap(df: pd.DataFrame, n_chapters: int | None = None, categories
     masked = np.ma.masked_where(values == 0, values)  # zeros stay white, so gaps jump out
     top = int(max(values.max(), 1))
     # a few distinct shades (counts here are small integers); zero cells are masked and stay white
-    cmap = plt.get_cmap("YlGnBu", min(top, 9)).with_extremes(bad="white")
+    shades = plt.get_cmap("YlGnBu")(np.linspace(0.35, 1.0, min(top, 9)))  # the palest shades look like zero
+    cmap = ListedColormap(shades).with_extremes(bad="white")
     image = ax.imshow(masked, aspect="auto", cmap=cmap, interpolation="nearest", vmin=0.5, vmax=top + 0.5)
     ax.set_yticks(np.arange(len(wide.columns)), [_wrap(c, 30) for c in wide.columns])
     ax.set_xticks(np.arange(-0.5, len(wide), 1), minor=True)
