@@ -107,6 +107,11 @@ def find_submissions(submissions_dir: str | Path) -> list[Submission]:
             subs.append(Submission(entry.name, known or other))
     if not subs:
         raise GradeError(f"{root} holds no student folders or .ipynb files: put one folder per student in it.")
+    seen: set[str] = set()
+    for sub in subs:  # alice/ and alice.ipynb must not share a run directory
+        while sub.student in seen:
+            sub.student += "_"
+        seen.add(sub.student)
     return subs
 
 

@@ -130,7 +130,8 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
         tiny_stage4(notebooks / STAGE4)
     # Inject the parameters the way papermill does (without running), so the notebook reads our run dir.
     subprocess.run([sys.executable, "-m", "papermill", str(notebooks / STAGE4), str(notebooks / STAGE4),
-                    "--prepare-only", "-r", "TEACHER", "replay", "-r", "RUN_DIR", str(run)],
+                    "--prepare-only", "-r", "TEACHER", "replay", "-r", "RUN_DIR", str(run),
+                    "-p", "JUDGE", "False"],  # no LLM judge: a human (this test) decides
                    check=True, capture_output=True, timeout=60)
 
     port, token = free_port(), secrets.token_hex(16)
@@ -140,6 +141,9 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
     news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # no prompt over the panel
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))  # keep every cell in the DOM, scrolled or not
     log = (tmp_path / "lab.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
@@ -150,6 +154,7 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
     )
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "browser_curation.png"
+    console: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_server(f"{base}/api/status?token={token}", server)
@@ -158,6 +163,7 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
                 page.set_default_timeout(60_000)
+                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
                 page.goto(f"{base}/lab/tree/notebooks/{STAGE4}?token={token}")
                 page.wait_for_function(
                     "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -167,10 +173,13 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
                     await panel.context.ready;
                     await panel.sessionContext.ready;
                 }""")
+                # Run All before the kernel is idle can be dropped by the front end: wait for it.
+                page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session"
+                                       "?.kernel?.status === 'idle'", timeout=90_000)
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
                 accept = page.get_by_role("button", name="Accept", exact=True)
-                accept.wait_for(state="visible", timeout=120_000)
+                accept.wait_for(state="visible", timeout=60_000)
                 assert page.get_by_text("Describe the keeper's morning habit.").first.is_visible()
                 page.screenshot(path=str(ARTIFACTS / "browser_curation_before.png"), full_page=True)
 
@@ -180,6 +189,13 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
                 page.get_by_role("button", name="Discard", exact=True).click()
                 page.get_by_text("Saved: discard q002").wait_for(timeout=30_000)
                 page.screenshot(path=str(shot), full_page=True)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "browser_failure.png"), full_page=True)  # to see what went wrong
+                cells = page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.model.toJSON().cells
+                    .map(c => [c.cell_type, c.execution_count, JSON.stringify(c.outputs || []).slice(0, 400)])""")
+                (ARTIFACTS / "browser_failure.txt").write_text(
+                    "\n".join(map(str, cells)) + "\n--- console\n" + "\n".join(console[-40:]))
+                raise
             finally:
                 browser.close()
     finally:
