@@ -41,6 +41,7 @@ NOTEBOOKS = (
 )
 TEACHERS = ("replay", "local", "openai", "endpoint")
 STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
+REPO = Path(__file__).resolve().parent.parent
 STARTUP_LIMIT = 120  # seconds for the per-student process to import papermill
 SIMILARITY_SAMPLE = 200  # pairwise similarity is quadratic: compare at most this many instructions
 
@@ -76,6 +77,7 @@ class NotebookRun:
 class Submission:
     student: str
     notebooks: list[Path] = field(default_factory=list)
+    folder: Path | None = None  # the student's folder; None for a single top-level .ipynb
 
 
 def redact(text: str) -> str:
@@ -104,7 +106,7 @@ def find_submissions(submissions_dir: str | Path) -> list[Submission]:
         elif entry.is_dir():
             known = [entry / n for n in NOTEBOOKS if (entry / n).is_file()]
             other = sorted(p for p in entry.glob("*.ipynb") if not p.name.startswith("."))
-            subs.append(Submission(entry.name, known or other))
+            subs.append(Submission(entry.name, known or other, entry))
     if not subs:
         raise GradeError(f"{root} holds no student folders or .ipynb files: put one folder per student in it.")
     seen: set[str] = set()
@@ -364,6 +366,15 @@ def _mean_similarity(texts: list[str]) -> float | None:
     return round(sum(scores) / len(scores), 3) if scores else None
 
 
+def _decisions_file(sub: Submission) -> Path | None:
+    """The Stage 4 decisions a student handed in beside their notebooks (decisions.jsonl or .csv), if any."""
+    for name in ("decisions.jsonl", "decisions.csv"):
+        found = sorted(sub.folder.rglob(name)) if sub.folder else []
+        if found:
+            return found[0]
+    return None
+
+
 def _short(name: str) -> str:
     return name[:2] if name[:2].isdigit() else Path(name).stem
 
@@ -373,11 +384,20 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
     start = time.monotonic()
     if work.exists():
         shutil.rmtree(work)
-    run_dir, executed = work / "run", work / "executed"
-    run_dir.mkdir(parents=True)
-    executed.mkdir()
+    run_dir, executed, cwd = work / "run", work / "executed", work / "notebooks"
+    for folder in (run_dir, executed, cwd):
+        folder.mkdir(parents=True)
+    if (REPO / "data").is_dir():  # notebooks find the kit's data as ../data, as they do in the kit's own notebooks/
+        (work / "data").symlink_to(REPO / "data", target_is_directory=True)
     row: dict[str, Any] = {"student": sub.student, "status": "ok", "reason": "",
                            "notebooks_found": " ".join(_short(p.name) for p in sub.notebooks), "notebooks_ran": ""}
+    params = dict(params)
+    if "DECISIONS_FILE" not in params:
+        # A fresh run has none of the student's clicks: replay their decisions file if they handed one in,
+        # else let Stage 4 take its judge's suggestions so the later stages still have a curated set.
+        mine = _decisions_file(sub)
+        params["DECISIONS_FILE"] = str(mine.resolve()) if mine else "judge"
+        row["decisions_from"] = mine.name if mine else "judge"
     if not sub.notebooks:
         row.update(status="empty", reason="no notebooks found in the student's folder")
         return row
@@ -395,7 +415,7 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
             row.update(failed_notebook=path.name)
             break
         runnable.append(path)
-    runs = run_notebooks(runnable, executed, work, all_params, timeout) if runnable else []
+    runs = run_notebooks(runnable, executed, cwd, all_params, timeout) if runnable else []
     failed = next((r for r in runs if not r.ok), None)
     if failed:
         status = status if status == "secret" else failed.kind
@@ -419,7 +439,7 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
 
 COLUMNS = ["student", "status", "reason", "notebooks_found", "notebooks_ran", "failed_notebook", "failed_cell",
            "error", *[f"n_{s}" for s in STAGE_FILES], "accepted_share", "distinct_verbs", "mean_similarity",
-           "grounding_rate", *[f"check_{n[:2]}" for n in NOTEBOOKS], "check_data", "seconds"]
+           "grounding_rate", *[f"check_{n[:2]}" for n in NOTEBOOKS], "decisions_from", "check_data", "seconds"]
 
 
 def grade(

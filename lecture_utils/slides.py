@@ -19,7 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO / "slides" / "lecture.md"
 DEFAULT_OUT = REPO / "slides" / "build" / "index.html"
-DEFAULT_FIGURES = REPO / "runs" / "demo" / "figures"
+# Where the notebooks save figures: the demo run, or the run `python -m lecture_utils run-course` makes.
+FIGURE_DIRS = (REPO / "runs" / "demo" / "figures", REPO / "runs" / "course" / "run" / "figures")
 REMOTE = re.compile(r"\b(?:https?:)?//[\w.-]+\.\w", re.I)
 
 
@@ -350,11 +351,14 @@ def render(slides: list[Slide], images: Images, title: str) -> str:
 def build_slides(
     source: str | Path = DEFAULT_SOURCE, figures: str | Path | None = None, out: str | Path = DEFAULT_OUT
 ) -> Deck:
-    """Build the deck into one HTML file; figures come from `figures` (default runs/demo/figures), else placeholders."""
+    """Build the deck into one HTML file; figures come from `figures` (default: a run under runs/), else placeholders."""
     source = Path(source)
     if not source.is_file():
         raise SlidesError(f"{source} not found: pass the deck's Markdown source (default slides/lecture.md).")
-    figures_dir = Path(figures) if figures is not None else DEFAULT_FIGURES
+    if figures is not None:
+        figures_dir = Path(figures)
+    else:
+        figures_dir = next((d for d in FIGURE_DIRS if d.is_dir()), FIGURE_DIRS[0])
     slides = parse_deck(source.read_text(encoding="utf-8"))
     for k, s in enumerate(slides, 1):
         if not s.notes:
@@ -375,7 +379,8 @@ def build_slides(
 def slides_main(argv: list[str] | None = None) -> int:
     """`python -m lecture_utils slides [--figures DIR] [--source FILE] [--out FILE]`."""
     ap = argparse.ArgumentParser(prog="python -m lecture_utils slides", description=build_slides.__doc__)
-    ap.add_argument("--figures", help=f"folder of PNG figures a run saved (default {DEFAULT_FIGURES.relative_to(REPO)})")
+    ap.add_argument("--figures", help="folder of PNG figures a run saved (default runs/demo/figures, else "
+                    "runs/course/run/figures)")
     ap.add_argument("--source", default=str(DEFAULT_SOURCE), help="the deck's Markdown source")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="the HTML file to write")
     args = ap.parse_args(argv)

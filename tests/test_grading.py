@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from lecture_utils.grading import NOTEBOOKS, GradeError, grade, grade_main, scan_notebook
+from lecture_utils.records import Decision, read_jsonl, write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures_grading"
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ def test_good_broken_and_looping_submissions_get_three_correct_rows(tmp_path):
     assert good["grounding_rate"] == 0.75  # one pair cites a passage that does not exist
     assert all(good[f"check_{n[:2]}"] == "pass" for n in NOTEBOOKS)
     assert json.loads(good["check_data"])["05"] == {"stage": 5, "dataset": 2}
+    assert good["decisions_from"] == "judge"  # nothing handed in: Stage 4 is told to take its judge's suggestions
     if not pd.isna(good["mean_similarity"]):
         assert 0 < good["mean_similarity"] < 1
 
@@ -98,6 +100,12 @@ def test_secret_invalid_json_deleted_cell_and_failed_check_are_reported_not_run(
     nb.cells[-1].source = nb.cells[-1].source.replace("== 3", "== 30")
     nbformat.write(nb, wrong / NOTEBOOKS[0])
 
+    handed_in = subs / "handed_in"  # the student's own Stage 4 clicks, handed in beside the notebooks
+    shutil.copytree(good, handed_in)
+    write_jsonl(handed_in / "runs" / "demo" / "decisions.jsonl",
+                [Decision(pid, status, reason="" if status == "accept" else "off topic", reviewer="alice")
+                 for pid, status in [("q001", "discard"), ("q002", "accept"), ("q003", "accept"), ("q004", "discard")]])
+
     out = tmp_path / "out" / "grades.csv"
     assert grade_main([str(subs), "--out", str(out), "--timeout", str(TIMEOUT), "--jobs", "3"]) == 0
     rows = pd.read_csv(out).set_index("student")
@@ -119,6 +127,10 @@ def test_secret_invalid_json_deleted_cell_and_failed_check_are_reported_not_run(
     assert rows.loc["deleted", "status"] == "deleted_cell"
     assert "03_grounded_qa.ipynb has no code cell tagged 'check'" in rows.loc["deleted", "reason"]
     assert rows.loc["deleted", "notebooks_ran"] == "01 02"
+
+    assert rows.loc["handed_in", "status"] == "ok" and rows.loc["handed_in", "decisions_from"] == "decisions.jsonl"
+    replayed = read_jsonl(out.parent / "grades_runs" / "handed_in" / "run" / "decisions.jsonl")
+    assert {d["reviewer"] for d in replayed} == {"alice"} and rows.loc["handed_in", "accepted_share"] == 0.5
 
     assert rows.loc["wrong", "status"] == "check_failed"
     assert rows.loc["wrong", "check_01"].startswith("fail: AssertionError: expected three passages")
@@ -173,10 +185,17 @@ def test_bad_arguments_get_one_line_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_kits_own_notebooks_grade_clean_with_the_replay_teacher(tmp_path):
+def test_the_kits_own_notebooks_grade_clean_with_the_replay_teacher(tmp_path, monkeypatch):
     real = REPO / "notebooks"
     if not all((real / n).exists() for n in NOTEBOOKS):
         pytest.skip("notebooks/ does not hold the five stage notebooks yet")
+    if not (REPO / "data" / "replay_cache.jsonl").exists():
+        pytest.skip("no data/replay_cache.jsonl: the replay teacher has nothing to replay")
+    book = next((p for p in (REPO / "data" / "pg1342.txt", REPO.parent / "shared" / "data" / "pg1342.txt")
+                 if p.exists()), None)
+    if book is None:
+        pytest.skip("no copy of pg1342.txt in data/ or ../shared/data/")
+    monkeypatch.setenv("BOOK_PATH", str(book))
     shutil.copytree(real, tmp_path / "subs" / "kit", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     df = grade(tmp_path / "subs", tmp_path / "report.csv", teacher="replay", timeout=600, jobs=1)
     row = df.iloc[0]
