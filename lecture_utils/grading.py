@@ -63,12 +63,11 @@ class NotebookRun:
     """What happened to one notebook of one student."""
 
     name: str
-    ran: bool = False
     ok: bool = False
-    kind: str = ""  # "", "error", "syntax_error", "timeout", "crash"
+    kind: str = ""  # "", "error", "syntax_error", "check_failed", "timeout", "crash"
     cell: int | None = None  # 1-based position in the student's notebook
     error: str = ""
-    check: str = "not run"  # "pass", "fail: ...", "no CHECK line", "missing", "not run"
+    check: str = "not run"  # "pass", "fail: ...", "no CHECK line", "not run"
     check_data: dict | None = None
     seconds: float = 0.0
 
@@ -122,7 +121,11 @@ def scan_notebook(path: Path) -> tuple[Any, str | None, str]:
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as e:  # nbformat raises several types for broken files
-        return None, "invalid_json", f"invalid notebook JSON in {path.name} ({one_line(e, 100)}); re-download or re-save it from Jupyter"
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        if any(p.search(raw) for p in SECRET_PATTERNS):  # a broken file can still leak a key
+            return None, "secret", f"secret found in {path.name} (which is not valid notebook JSON either); remove the key"
+        return None, "invalid_json", (f"invalid notebook JSON in {path.name} ({one_line(e, 100)}); "
+                                      "re-download or re-save it from Jupyter")
     for i, cell in enumerate(nb.cells, 1):
         texts = [cell.get("source", "")]
         for out in cell.get("outputs", []) or []:
@@ -265,7 +268,7 @@ def run_notebooks(
             except queue.Empty:
                 _kill_tree(proc)
                 if current is None:
-                    runs.append(NotebookRun(paths[len(runs)].name, ran=True, kind="crash",
+                    runs.append(NotebookRun(paths[len(runs)].name, kind="crash",
                                             error=f"the grading process did not start within {STARTUP_LIMIT} s"))
                 else:
                     current.kind = "timeout"
@@ -284,7 +287,7 @@ def run_notebooks(
                 continue
             _, event, name, *rest = line.split()
             if event == "start":
-                current, started = NotebookRun(name, ran=True), time.monotonic()
+                current, started = NotebookRun(name), time.monotonic()
             elif event == "end" and current is not None:
                 current.seconds = round(time.monotonic() - started, 1)
                 _finish(current, executed / name, int(rest[0]), log)
