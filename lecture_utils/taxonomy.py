@@ -123,19 +123,25 @@ def build_seed_prompt(n: int, examples: Sequence[str | Instruction] = (), catego
                             "{examples}, and double other braces as {{ }}.") from None
 
 
-def pick_examples(k: int = 3, seed: int | None = 0, path: str | Path = SEEDS_PATH) -> list[str]:
-    """k seed instructions chosen by `seed`, so each run shows the teacher different examples (as Self-Instruct does)."""
-    seeds = [s.instruction for s in load_seeds(path)]
-    return random.Random(seed).sample(seeds, min(k, len(seeds)))
+def pick_examples(k: int = 3, seed: int | None = 0,
+                  source: str | Path | Sequence[Instruction | str] = SEEDS_PATH) -> list[str]:
+    """k seed instructions chosen by `seed`, so each run shows the teacher different examples (as Self-Instruct does).
+
+    `source` is a seed file or already loaded seeds."""
+    items = load_seeds(source) if isinstance(source, (str, Path)) else source
+    texts = [i.instruction if isinstance(i, Instruction) else str(i) for i in items]
+    return random.Random(seed).sample(texts, min(k, len(texts)))
 
 
 def generate_run(teacher, n: int = 20, run: int = 1, temperature: float = 0.7, seed: int | None = None, *,
                  prompt: str = SEED_META_PROMPT, system: str | None = SEED_SYSTEM,
                  examples: Sequence[str | Instruction] | None = None, categories: Sequence[str] | None = None,
-                 max_tokens: int | None = None) -> list[Instruction]:
-    """Ask the teacher once for n categorised instructions; ids are "i{run:02d}-{position:03d}"."""
+                 seeds: Sequence[Instruction | str] | None = None, max_tokens: int | None = None) -> list[Instruction]:
+    """Ask the teacher once for n categorised instructions; ids are "i{run:02d}-{position:03d}".
+
+    Without `examples`, three are drawn (by `seed`) from `seeds`, or from the kit's seed file."""
     if examples is None:
-        examples = pick_examples(3, seed if seed is not None else run)
+        examples = pick_examples(3, seed if seed is not None else run, seeds if seeds is not None else SEEDS_PATH)
     cats = list(categories or CATEGORIES)
     reply = teacher.structured(build_seed_prompt(n, examples, cats, prompt), INSTRUCTION_SCHEMA(n, cats), system=system,
                                temperature=temperature, max_tokens=max_tokens or 80 * n + 200, seed=seed)

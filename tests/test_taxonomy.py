@@ -131,6 +131,16 @@ def test_default_examples_come_from_the_shipped_seeds_and_vary_with_the_seed():
     a, b = tx.pick_examples(3, seed=1), tx.pick_examples(3, seed=2)
     assert set(a) <= seeds and set(b) <= seeds and len(a) == 3
     assert a == tx.pick_examples(3, seed=1) and a != b
+    mine = ["Describe the ball at Netherfield.", "Why does Jane go to London?", "Who is Mr Gardiner?"]
+    assert sorted(tx.pick_examples(3, seed=5, source=mine)) == sorted(mine)
+
+
+def test_examples_are_drawn_from_the_seeds_given(fake_openai):
+    fake_openai.enqueue(reply_json(items(("plot and events", "What happens at the Netherfield ball?"))))
+    mine = [Instruction("s1", "Explain why Mr Gardiner lives in Gracechurch Street.", "seed", -1, "seed")]
+    tx.generate_run(teacher_for(fake_openai), n=1, run=1, seed=3, seeds=mine)
+    prompt = fake_openai.chat_requests[-1].body["messages"][-1]["content"]
+    assert "- Explain why Mr Gardiner lives in Gracechurch Street." in prompt
 
 
 def test_a_malformed_run_is_reported_and_the_others_are_kept(fake_openai):
