@@ -101,6 +101,8 @@ def is_not_in_text(answer: str, marker: str = NOT_IN_TEXT) -> bool:
         return True
     if len(words) > 2 * len(marker_words):  # a real answer that happens to mention the marker's words
         return False
+    if len(set(words) & set(marker_words)) < len(set(marker_words)) / 2:  # cheap test before the costly one
+        return False
     return SequenceMatcher(None, " ".join(words), " ".join(marker_words)).ratio() >= 0.8
 
 
@@ -123,7 +125,12 @@ def parse_answer(text: str, finish_reason: str = "") -> dict:
     if not text or not text.strip():
         raise AnswerError("empty answer", "the teacher sent no text")
     try:
-        data = parse_json_loose(text)
+        data = json.loads(text)  # the usual case, and much cheaper than the forgiving parser
+    except ValueError:
+        data = None
+    try:
+        if data is None:
+            data = parse_json_loose(text)
     except ValueError as e:
         cut = f" (cut off at max_tokens, finish_reason={finish_reason})" if finish_reason == "length" else ""
         raise AnswerError("parse error", f"{e}{cut}", retryable=True) from None
