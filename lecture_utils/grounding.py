@@ -43,7 +43,17 @@ class SentenceSupport:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence; does not split after Mr./Mrs./Dr. and other abbreviations, initials or decimals."""
+    """(start, end) of each sentence; a line break always ends one (lists). Does not split after Mr./Mrs./Dr. and
+    other abbreviations, initials, decimals or list numbers like "1."."""
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for line in text.split("\n"):
+        spans.extend((offset + s, offset + e) for s, e in _line_spans(line))
+        offset += len(line) + 1
+    return _attach_trailing_citations(text, spans)
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for end_mark in _END.finditer(text):
@@ -53,6 +63,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             word = before.group(1).lower() if before else ""
             if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
                 continue  # "Mr." or an initial like "J."
+            if word.isdigit() and not text[start:end_mark.start() - len(word)].strip(" -*\u2022"):
+                continue  # a list number, "1. Elizabeth ..."
         cites = _CITATIONS_AFTER.match(text, end)
         if cites:
             end = cites.end()  # "... the estate. [ch07-p001]": the citation belongs to this sentence
@@ -64,7 +76,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         start = end
     if text[start:].strip():
         spans.append(_strip_span(text, start, len(text)))
-    return _attach_trailing_citations(text, spans)
+    return spans
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from lecture_utils.grounding import (
     inline_citations,
     mark_unsupported,
     pair_grounding,
+    sentence_spans,
     sentence_support,
     split_sentences,
     support_score,
@@ -48,6 +49,13 @@ def test_sentence_split_keeps_citations_with_their_sentence():
     assert split_sentences(text) == ["The estate is entailed. [ch02-p001]", "Elizabeth walks [ch01-p002].",
                                      "She is tired."]
     assert split_sentences("") == []
+
+
+def test_sentence_split_handles_lists_and_line_breaks():
+    text = "Three reasons:\n1. The estate is entailed\n2. Mr. Collins proposes. He is refused.\n- Jane falls ill"
+    assert split_sentences(text) == ["Three reasons:", "1. The estate is entailed", "2. Mr. Collins proposes.",
+                                     "He is refused.", "- Jane falls ill"]
+    assert [text[s:e] for s, e in sentence_spans(text)] == split_sentences(text)
 
 
 def test_content_words_drop_stop_words_and_citations():
