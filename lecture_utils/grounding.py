@@ -32,6 +32,10 @@ SUPPORT_THRESHOLD = 0.6  # a sentence with half its content words invented score
 BIGRAM_WEIGHT = 0.25  # the rest of the score is the content-word share
 
 
+class GroundingError(ValueError):
+    """Bad input to a grounding check."""
+
+
 @dataclass
 class SentenceSupport:
     sentence: str
@@ -149,10 +153,19 @@ def _support(content: list[str], tokens: list[str], passage_words: set[str], pas
     return (1 - BIGRAM_WEIGHT) * word_share + BIGRAM_WEIGHT * gram_share
 
 
+def _text_of(passage: str | Passage) -> str:
+    if isinstance(passage, Passage):
+        return passage.text  # a Passage where its text was meant: forgiving, since the intent is clear
+    if not isinstance(passage, str):
+        raise GroundingError(f"passage texts must be strings or Passages, got {type(passage).__name__}: "
+                        "pass [p.text for p in passages].")
+    return passage
+
+
 def sentence_support(answer: str, passages_texts: list[str], threshold: float = SUPPORT_THRESHOLD
                      ) -> list[SentenceSupport]:
     """Support of each answer sentence by its best single passage; a sentence with no content words counts as supported."""
-    prepared = [(set(_words(p)), _bigrams(_words(p))) for p in passages_texts]
+    prepared = [(set(_words(t)), _bigrams(_words(t))) for t in map(_text_of, passages_texts)]
     out = []
     for s, e in sentence_spans(answer):
         sentence = answer[s:e]
@@ -212,7 +225,7 @@ def mark_unsupported(answer: str, passages_texts: list[str], threshold: float = 
                      fmt: str = "html") -> str:
     """The answer with unsupported sentences marked: fmt "html" (<mark> with the score as tooltip) or "markdown"."""
     if fmt not in ("html", "markdown"):
-        raise ValueError(f"fmt must be 'html' or 'markdown', got {fmt!r}.")
+        raise GroundingError(f"fmt must be 'html' or 'markdown', got {fmt!r}.")
     out, pos = [], 0
     escape = html.escape if fmt == "html" else (lambda s: s)
     for s in sentence_support(answer, passages_texts, threshold):

@@ -1,6 +1,7 @@
 import pytest
 
 from lecture_utils.grounding import (
+    GroundingError,
     check_citations,
     content_words,
     coverage_table,
@@ -84,6 +85,9 @@ def test_sentence_support_uses_the_best_single_passage():
     assert grounding_score(answer, texts) == pytest.approx(2 / 3)
     assert grounding_score(answer, texts, threshold=0.0) == 1.0
     assert grounding_score("", texts) == 0.0
+    assert grounding_score(answer, PASSAGES) == pytest.approx(2 / 3)  # Passage objects work as well
+    with pytest.raises(GroundingError, match="p.text"):
+        grounding_score(answer, [{"text": "x"}])
 
 
 def test_words_spread_over_two_passages_do_not_count_as_support():
@@ -122,7 +126,7 @@ def test_mark_unsupported_html_and_markdown():
     assert "A dragon &lt;b&gt;burned&lt;/b&gt; Rome.</mark>" in marked  # escaped: answers are untrusted text
     md = mark_unsupported(answer, texts, fmt="markdown")
     assert md.endswith("_A dragon <b>burned</b> Rome._") and "**[unsupported" in md
-    with pytest.raises(ValueError, match="html"):
+    with pytest.raises(GroundingError, match="html"):
         mark_unsupported(answer, texts, fmt="pdf")
 
 
