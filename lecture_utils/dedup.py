@@ -30,7 +30,7 @@ class DedupError(ValueError):
 class Drop:
     index: int  # position of the dropped text in the input
     closest: int  # position of the kept text it was most similar to
-    score: float  # their similarity (ROUGE-L F-measure, or estimated Jaccard for minhash)
+    score: float  # their ROUGE-L F-measure
 
 
 @dataclass
@@ -71,10 +71,15 @@ def _fmeasure(lcs: int, m: int, n: int) -> float:
 
 def lcs_length(a: list, b: list) -> int:
     """Length of the longest common subsequence, bit-parallel: one pass over b, a's positions packed in an int."""
+    return _lcs_with_masks(_masks(a), len(a), b)
+
+
+def _masks(a: list) -> dict:
+    """For each token of a, an int whose bit i is set where a[i] is that token."""
     masks: dict = {}
     for i, tok in enumerate(a):
         masks[tok] = masks.get(tok, 0) | (1 << i)
-    return _lcs_with_masks(masks, len(a), b)
+    return masks
 
 
 def _lcs_with_masks(masks: dict, m: int, b: list) -> int:
@@ -108,6 +113,10 @@ def near_duplicates(texts: list[str], threshold: float = 0.7, method: str = "rou
     if not 0.0 <= threshold <= 1.0:
         raise DedupError(f"threshold must be between 0 and 1, got {threshold}: 0.7 is the Alpaca setting.")
     texts = list(texts)
+    unknown = set(options) - ({"num_perm", "bands", "ngram", "seed"} if method == "minhash" else set())
+    if unknown:
+        raise DedupError(f"unknown option(s) {', '.join(sorted(unknown))} for method={method!r}; "
+                         "only 'minhash' takes num_perm, bands, ngram and seed.")
     if method == "rouge":
         return _dedup_rouge(texts, threshold)
     if method == "exhaustive":
@@ -130,9 +139,7 @@ def _dedup_exhaustive(texts: list[str], threshold: float) -> DedupResult:
     for i, x in enumerate(docs):
         best, closest = -1.0, -1
         if x:
-            masks: dict = {}
-            for p, tok in enumerate(x):
-                masks[tok] = masks.get(tok, 0) | (1 << p)
+            masks = _masks(x)
             for j in kept:
                 y = docs[j]
                 if y:
@@ -235,9 +242,7 @@ def _best_match(x: list[int], docs: list[list[int]], cands: list[tuple[float, in
     if not cands or not x:
         return -1.0, -1, 0
     cands.sort(key=lambda c: (-c[0], c[1]))
-    masks: dict = {}
-    for p, tok in enumerate(x):
-        masks[tok] = masks.get(tok, 0) | (1 << p)
+    masks = _masks(x)
     best, closest, n = -1.0, -1, 0
     for bound, j in cands:
         if bound + 1e-9 < best:

@@ -155,3 +155,7 @@ def test_bad_input_is_a_clear_error():
         near_duplicates(["a"], threshold=70)
     with pytest.raises(DedupError, match="unknown method"):
         near_duplicates(["a"], method="embedding")
+    with pytest.raises(DedupError, match="only 'minhash'"):
+        near_duplicates(["a"], bands=8)
+    with pytest.raises(DedupError, match="multiple of bands"):
+        near_duplicates(["a"], method="minhash", num_perm=100, bands=32)
