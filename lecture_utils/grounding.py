@@ -8,6 +8,7 @@ show which chapters (or documents) the dataset draws on, so the next round of in
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from dataclasses import dataclass
@@ -198,6 +199,13 @@ def pair_grounding(pair: QAPair, passages: Iterable[Passage] | Mapping[str, Pass
     by_id = _by_id(passages)
     texts = [by_id[r.id].text for r in pair.retrieved if r.id in by_id]
     return grounding_score(pair.answer, texts, threshold)
+
+
+def add_grounding(pairs: list[QAPair], passages: Iterable[Passage] | Mapping[str, Passage],
+                  threshold: float = SUPPORT_THRESHOLD) -> list[QAPair]:
+    """Copies of the pairs with .grounding filled in (None for "not in the text" answers), for the curation panel."""
+    by_id = _by_id(passages)
+    return [dataclasses.replace(p, grounding=pair_grounding(p, by_id, threshold)) for p in pairs]
 
 
 def inline_citations(answer: str) -> list[str]:

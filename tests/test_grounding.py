@@ -2,6 +2,7 @@ import pytest
 
 from lecture_utils.grounding import (
     GroundingError,
+    add_grounding,
     check_citations,
     content_words,
     coverage_table,
@@ -101,6 +102,9 @@ def test_pair_grounding_skips_not_in_text_answers():
     assert pair_grounding(qa("Elizabeth walked three miles to Netherfield."), PASSAGES) == 1.0
     assert pair_grounding(qa("A dragon ate the cousin."), PASSAGES) == 0.0
     assert pair_grounding(qa(NOT_IN_TEXT, cited=(), not_in_text=True), PASSAGES) is None
+    pairs = [qa("Elizabeth walked three miles to Netherfield. A dragon ate the cousin."), qa(NOT_IN_TEXT)]
+    assert [p.grounding for p in add_grounding(pairs, PASSAGES)] == [0.5, None]
+    assert pairs[0].grounding is None  # the input is left as it was
 
 
 def test_check_citations():
