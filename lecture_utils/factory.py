@@ -72,7 +72,7 @@ class FactoryError(RuntimeError):
 class FactoryConfig:
     """How hard to push the teacher. The defaults suit a hosted API; a local llama.cpp server wants concurrency 1-4."""
 
-    concurrency: int = 8  # requests in flight at once (and the size of the connection pool)
+    concurrency: int | None = None  # requests in flight at once (and connections); None: 8, or 2 for the local teacher
     rpm: float | None = None  # requests per minute budget (None: no limit)
     tpm: float | None = None  # tokens per minute budget, prompt + max_tokens counted up front
     timeout_s: float | None = None  # per attempt; None: the teacher's timeout
@@ -91,7 +91,7 @@ class FactoryConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.max_attempts < 1 or self.k < 1:
+        if (self.concurrency is not None and self.concurrency < 1) or self.max_attempts < 1 or self.k < 1:
             raise FactoryError(f"concurrency, max_attempts and k must be at least 1 (got {self.concurrency}, "
                                f"{self.max_attempts}, {self.k})")
         for name in ("rpm", "tpm"):
@@ -387,6 +387,8 @@ class Factory:
 
     def __init__(self, teacher_config: TeacherConfig, cache: ResponseCache | None, index: Any, out: str | Path,
                  failures: str | Path, config: FactoryConfig) -> None:
+        if config.concurrency is None:  # llama.cpp on two cores answers one request at a time anyway
+            config = dataclasses.replace(config, concurrency=2 if teacher_config.mode == "local" else 8)
         self.tc, self.cache, self.index, self.cfg = teacher_config, cache, index, config
         self.replay = teacher_config.cache == "replay"
         self.timeout_s = config.timeout_s or teacher_config.timeout_s
@@ -406,7 +408,8 @@ class Factory:
             if repair_tail(path):
                 print(f"removed a half-written last line from {path} (that item will be done again)", file=sys.stderr)
         done = finished_ids(self.out_path, "instruction_id") | finished_ids(self.failures_path, "id")
-        total = _count_remaining(instructions, done) if isinstance(instructions, (str, Path)) else None
+        countable = isinstance(instructions, (str, Path, list, tuple))  # a generator can only be read once
+        total = _count_remaining(instructions, done) if countable else None
         self.out, self.fail = LineWriter(self.out_path), LineWriter(self.failures_path)
         window = self.cfg.window or 2 * self.cfg.concurrency
         queue: asyncio.Queue = asyncio.Queue(maxsize=window)
@@ -650,8 +653,8 @@ def _progress_bar(total: int | None, enabled: bool) -> Any:
     return tqdm(total=total, unit="item", desc="factory", mininterval=0.5, smoothing=0.1, dynamic_ncols=True)
 
 
-def _count_remaining(path: str | Path, done: set[str]) -> int:
-    return sum(1 for inst in iter_instructions(path) if inst.id not in done)
+def _count_remaining(source: Any, done: set[str]) -> int:
+    return len({inst.id for inst in iter_instructions(source)} - done)
 
 
 # --- estimate, entry points -------------------------------------------------------------------------------------
@@ -742,7 +745,7 @@ def factory_main(argv: list[str] | None = None) -> int:
     p.add_argument("--failures", help="default RUN_DIR/qa_pairs.failures.jsonl")
     p.add_argument("--teacher", choices=["local", "openai", "endpoint", "replay"], help="default: from the environment")
     p.add_argument("--model", help="the teacher model (default: TEACHER_MODEL)")
-    p.add_argument("--concurrency", type=int, default=FactoryConfig.concurrency)
+    p.add_argument("--concurrency", type=int, help="requests in flight (default 8; 2 for the embedded teacher)")
     p.add_argument("--rpm", type=float, help="requests per minute budget")
     p.add_argument("--tpm", type=float, help="tokens per minute budget")
     p.add_argument("--timeout", type=float, help="seconds per attempt")

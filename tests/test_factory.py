@@ -285,3 +285,19 @@ def test_bad_input_lines_get_a_one_line_error(tmp_path, index):
         run_factory(bad, index, tmp_path / "qa.jsonl", progress=False, teacher=teacher_for("http://127.0.0.1:9/v1"))
     with pytest.raises(FactoryError, match="concurrency"):
         FactoryConfig(concurrency=0)
+
+
+@pytest.mark.slow
+def test_factory_with_the_embedded_llama_cpp_teacher(tmp_path, index):
+    """A real round trip: llama.cpp's json_object + schema, our parsing, every item in exactly one file."""
+    from lecture_utils.models import best_installed_model
+    from lecture_utils.teacher import connect
+
+    if best_installed_model() is None:
+        pytest.skip("no local model installed: make lab installs one")
+    teacher = connect("local", local_model="smollm2-135m")
+    insts = make_instructions(2)
+    summary = run_factory(insts, index, tmp_path / "qa.jsonl", teacher=teacher, max_tokens=160, progress=False)
+    ids = [p["instruction_id"] for p in lines(tmp_path / "qa.jsonl")] + [f["id"] for f in lines(tmp_path / "qa.failures.jsonl")]
+    assert sorted(ids) == [i.id for i in insts] and summary.requests >= 2
+    assert all(p["teacher"] == "smollm2-135m-instruct" for p in lines(tmp_path / "qa.jsonl"))
