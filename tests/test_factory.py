@@ -301,3 +301,30 @@ def test_factory_with_the_embedded_llama_cpp_teacher(tmp_path, index):
     ids = [p["instruction_id"] for p in lines(tmp_path / "qa.jsonl")] + [f["id"] for f in lines(tmp_path / "qa.failures.jsonl")]
     assert sorted(ids) == [i.id for i in insts] and summary.requests >= 2
     assert all(p["teacher"] == "smollm2-135m-instruct" for p in lines(tmp_path / "qa.jsonl"))
+
+
+def test_stage2_expansion_runs_in_parallel_and_resumes(tmp_path, fake_openai):
+    from fake_openai import reply_json as rj
+    from lecture_utils.factory import expand_instructions
+    from lecture_utils.teacher import Teacher
+
+    def invent(body):
+        seed = body.get("seed", 0)
+        if seed == 3:
+            return error(400, "this run is rejected")
+        items = [{"category": "plot and events", "instruction": f"Describe what happens at the harbour in scene {seed}-{k}."}
+                 for k in range(4)]
+        return rj({"instructions": items})
+
+    fake_openai.default = invent
+    teacher = Teacher(teacher_for(fake_openai.base_url))
+    out = tmp_path / "instructions.jsonl"
+    first = expand_instructions(teacher, out, runs=5, n_per_run=4, concurrency=3, progress=False)
+    assert (first.runs_done, first.runs_failed, first.instructions) == (4, 1, 16)
+    rows = lines(out)
+    assert sorted({r["run"] for r in rows}) == [1, 2, 4, 5] and len({r["id"] for r in rows}) == 16
+    assert [f["id"] for f in lines(tmp_path / "instructions.failures.jsonl")] == ["run-3"]
+    seen = len(fake_openai.chat_requests)
+    again = expand_instructions(teacher, out, runs=7, n_per_run=4, progress=False)
+    assert again.runs_skipped == 5 and again.runs_done == 2  # only runs 6 and 7 are new
+    assert len(fake_openai.chat_requests) == seen + 2
