@@ -7,6 +7,11 @@ Every instruction ends in exactly one place: a QAPair line in the output file, o
 says why (HTTP status, timeout, parse error, refusal, empty answer). Each line is written with one write() call, so a
 run killed at any moment leaves whole lines; the next run skips every id already in either file and finishes the rest.
 Instructions are read lazily and results written as they finish, so memory does not grow with the item count.
+
+Inside: a producer reads instructions and retrieves their passages in batches; 2 x concurrency workers take them
+from a bounded queue; a semaphore keeps `concurrency` requests in flight through one AsyncOpenAI client, within
+optional requests- and tokens-per-minute budgets, retrying 429s (after their Retry-After), 5xx, timeouts, dropped
+connections and unparseable replies. expand_instructions() does Stage 2 (more instructions) at scale as well.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator, Sequence
@@ -507,7 +511,7 @@ class Factory:
             self._succeed(no_passages_pair(inst))
             return
         request, _ = rag_request(self.tc, inst, hits, prompt=cfg.prompt, system=cfg.system,
-                                      temperature=cfg.temperature, max_tokens=cfg.max_tokens, strategy=self.strategy)
+                                 temperature=cfg.temperature, max_tokens=cfg.max_tokens, strategy=self.strategy)
         key = cache_key(request) if self.cache is not None else None
         if key is not None:
             entry = self.cache.get(key)
