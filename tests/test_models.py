@@ -126,7 +126,8 @@ def test_parts_adding_up_to_the_wrong_size_are_an_error(index, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "failure, expected", [(ConnectionResetError("connection reset"), ModelError), (KeyboardInterrupt(), KeyboardInterrupt)]
+    "failure, expected",
+    [(ConnectionResetError("connection reset"), ModelError), (KeyboardInterrupt(), KeyboardInterrupt)],
 )
 def test_an_interrupted_download_leaves_nothing_behind(index, tmp_path, failure, expected):
     recipe, wheels, _ = index
