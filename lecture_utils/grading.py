@@ -566,14 +566,17 @@ def grade_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook")
     ap.add_argument("--jobs", type=int, default=2, help="students graded in parallel")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra notebook parameter, e.g. BOOK_PATH=/data/pg1342.txt (repeatable)")
+                    help="extra notebook parameter, e.g. N_QA=4 or BOOK_PATH=/data/pg1342.txt (JSON values; repeatable)")
     args = ap.parse_args(argv)
     params = {}
     for item in args.param:
         key, sep, value = item.partition("=")
         if not sep:
             ap.error(f"--param {item!r} is not KEY=VALUE")
-        params[key] = value
+        try:
+            params[key] = json.loads(value)  # numbers, lists, true/false/null as JSON; anything else is a string
+        except json.JSONDecodeError:
+            params[key] = value
     try:
         df = grade(args.submissions_dir, args.out, args.teacher, args.timeout, args.jobs, params)
     except GradeError as e:
