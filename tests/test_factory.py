@@ -328,3 +328,14 @@ def test_stage2_expansion_runs_in_parallel_and_resumes(tmp_path, fake_openai):
     again = expand_instructions(teacher, out, runs=7, n_per_run=4, progress=False)
     assert again.runs_skipped == 5 and again.runs_done == 2  # only runs 6 and 7 are new
     assert len(fake_openai.chat_requests) == seen + 2
+
+
+def test_an_unreachable_server_stops_the_run_with_its_url(tmp_path, index):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FactoryError, match=f"cannot reach the teacher at http://127.0.0.1:{port}"):
+        run_factory(make_instructions(5), index, tmp_path / "qa.jsonl", progress=False,
+                    teacher=teacher_for(f"http://127.0.0.1:{port}/v1"))
