@@ -863,6 +863,8 @@ def factory_main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failures", action="store_true", help="try the items in the failures file again")
     p.add_argument("--drop-not-in-text", action="store_true", help="send 'not in the passages' answers to failures")
     p.add_argument("--estimate", action="store_true", help="print the estimate and stop")
+    p.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, within 24 hours)")
+    p.add_argument("--no-wait", action="store_true", help="with --batch: submit (or check) and return at once")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -899,8 +901,13 @@ def factory_main(argv: list[str] | None = None) -> int:
     if args.limit is not None:
         items = list(itertools.islice(iter_instructions(instructions_path), args.limit))
     estimate = estimate_run(items, index, teacher, config, out=out, failures=failures)
-    print(f"estimate: {estimate}", file=sys.stderr)
+    print(f"estimate: {estimate}" + (" (the Batch API charges half)" if args.batch else ""), file=sys.stderr)
     if args.estimate:
+        return 0
+    if args.batch:
+        from .batch import run_batch
+
+        print(run_batch(items, index, out, failures, teacher=teacher, config=config, wait=not args.no_wait))
         return 0
     run_factory(items, index, out, failures, teacher=teacher, config=config)
     return 0
