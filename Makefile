@@ -21,9 +21,13 @@ lab: setup
 	$(BIN)/python -m lecture_utils teacher install $(LOCAL_MODEL)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+# The suite, then the committed notebooks under nbval on the recorded (replay) teacher, in a run directory of their own.
 test: setup
 	$(BIN)/python -m lecture_utils teacher install smollm2-135m
 	$(BIN)/python -m pytest
+	rm -rf runs/nbval
+	KIT_RUN_DIR=$(CURDIR)/runs/nbval TEACHER=replay CURATION_DECISIONS=$(CURDIR)/data/demo_decisions.jsonl \
+		$(BIN)/python -m pytest --nbval-lax notebooks
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser"

@@ -53,11 +53,10 @@ def _run_course(args: argparse.Namespace) -> int:
     return 0
 
 
-def _passthrough(module: str, func: str):
-    def run(args: argparse.Namespace) -> int:
-        mod = __import__(f"lecture_utils.{module}", fromlist=[func])
-        return getattr(mod, func)(args.rest) or 0
-    return run
+# Commands with options of their own: their module parses the rest of the command line.
+PASSTHROUGH = {"factory": ("factory", "factory_main", "Stage 5 at scale"),
+               "grade": ("grading", "grade_main", "grade a folder of submissions"),
+               "slides": ("slides", "slides_main", "build the lecture slides")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,18 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--parameters", help='extra notebook parameters as JSON, e.g. \'{"N_PER_RUN": 5}\'')
     r.set_defaults(func=_run_course)
 
-    for name, module, func, help_ in [("factory", "factory", "factory_main", "Stage 5 at scale"),
-                                      ("grade", "grading", "grade_main", "grade a folder of submissions"),
-                                      ("slides", "slides", "slides_main", "build the lecture slides")]:
-        s = sub.add_parser(name, help=help_, add_help=False)
-        s.add_argument("rest", nargs=argparse.REMAINDER)
-        s.set_defaults(func=_passthrough(module, func))
+    for name, (_, _, help_) in PASSTHROUGH.items():
+        sub.add_parser(name, help=f"{help_} (see: {name} --help)", add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv and argv[0] in PASSTHROUGH:
+            module, func, _ = PASSTHROUGH[argv[0]]
+            mod = __import__(f"lecture_utils.{module}", fromlist=[func])
+            return getattr(mod, func)(argv[1:]) or 0
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
         return 130

@@ -17,6 +17,14 @@ NOTEBOOKS = (
 )
 
 
+DEMO_DECISIONS = REPO / "data" / "demo_decisions.jsonl"
+
+
+def replay_environment() -> dict[str, str]:
+    """Environment for a headless replay run: the recorded teacher, and the shipped human decisions for Stage 4."""
+    return {"TEACHER": "replay", "CURATION_DECISIONS": str(DEMO_DECISIONS)}
+
+
 class CourseError(RuntimeError):
     pass
 
@@ -41,6 +49,16 @@ def check_lines(nb_path: Path) -> dict:
     return {}
 
 
+def _parameter_names(nb_path: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell (papermill warns about any other)."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            return {line.split("=")[0].strip() for line in src.splitlines() if "=" in line and not line.startswith("#")}
+    return set()
+
+
 def run_course(teacher: str = "replay", out_dir: str | Path = "runs/course", notebooks_dir: str | Path | None = None,
                parameters: dict | None = None, timeout: int = 1800) -> CourseResult:
     """Execute notebooks 1-5 into out_dir; the run's data goes to out_dir/run. Stops at the first failing notebook."""
@@ -51,6 +69,8 @@ def run_course(teacher: str = "replay", out_dir: str | Path = "runs/course", not
     run_dir = out_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {"TEACHER": teacher, "RUN_DIR": str(run_dir), **(parameters or {})}
+    if "DECISIONS_FILE" not in params:  # Stage 4 has nobody to click: replay uses the shipped decisions, live runs the judge
+        params["DECISIONS_FILE"] = str(DEMO_DECISIONS) if teacher == "replay" else "judge"
     result = CourseResult(out_dir)
     for name in NOTEBOOKS:
         src = notebooks_dir / name
@@ -60,7 +80,9 @@ def run_course(teacher: str = "replay", out_dir: str | Path = "runs/course", not
         start = time.perf_counter()
         print(f"running {name} (teacher={teacher}) ...", flush=True)
         try:
-            pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(notebooks_dir),
+            names = _parameter_names(src)
+            pm.execute_notebook(str(src), str(dst), parameters={k: v for k, v in params.items() if k in names},
+                                cwd=str(notebooks_dir),
                                 execution_timeout=timeout, progress_bar=False, kernel_name="python3")
         except pm.PapermillExecutionError as e:
             raise CourseError(f"{name} failed in cell {e.exec_count}: {e.ename}: {e.evalue.splitlines()[0] if e.evalue else ''}"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
 def run_dir(path: str | Path) -> Path:
-    """The run directory, created if needed; every stage reads and writes its files here."""
-    path = Path(path).expanduser().resolve()
+    """The run directory, created if needed; every stage reads and writes its files here.
+
+    KIT_RUN_DIR in the environment wins: the test suite sets it so it never touches your own runs/demo.
+    """
+    path = Path(os.environ.get("KIT_RUN_DIR") or path).expanduser().resolve()
     (path / "figures").mkdir(parents=True, exist_ok=True)
     return path
 
