@@ -162,12 +162,25 @@ def generate_run(teacher, n: int = 20, run: int = 1, temperature: float = 0.7, s
     return out
 
 
+_DANGLING = {"of", "the", "a", "an", "to", "in", "on", "and", "or", "with", "about", "from", "between", "by", "for",
+             "as", "at", "into", "that", "his", "her", "their", "its", "is", "are", "was"}
+
+
+def looks_cut_off(instruction: str) -> bool:
+    """True for an instruction that stops mid-phrase, e.g. "Describe the plot of" (a small model wrote a quoted title
+    with raw quotes inside its JSON string, and the string ended at the first one)."""
+    text = instruction.strip()
+    words = re.findall(r"[A-Za-z']+", text)
+    return not text or (text[-1] not in ".?!)\"'”" and bool(words) and words[-1].lower() in _DANGLING)
+
+
 @dataclass
 class RunReport:
     run: int
     temperature: float
     seed: int | None
-    count: int = 0
+    count: int = 0  # instructions kept from this run
+    cut_off: int = 0  # set aside because they stop mid-phrase
     error: str = ""  # one line; empty when the run worked
 
 
@@ -178,6 +191,7 @@ class TaxonomyResult:
     instructions: list[Instruction] = field(default_factory=list)
     runs: list[RunReport] = field(default_factory=list)
     teacher: str = ""
+    cut_off: list[Instruction] = field(default_factory=list)  # set aside, shown, not silently lost
 
     @property
     def failures(self) -> list[RunReport]:
@@ -187,16 +201,20 @@ class TaxonomyResult:
         return instructions_table(self.instructions)
 
     def runs_table(self) -> pd.DataFrame:
-        return pd.DataFrame([vars(r) for r in self.runs], columns=["run", "temperature", "seed", "count", "error"])
+        return pd.DataFrame([vars(r) for r in self.runs],
+                            columns=["run", "temperature", "seed", "count", "cut_off", "error"])
 
     def __repr__(self) -> str:
+        cut = f", {len(self.cut_off)} cut off" if self.cut_off else ""
         return (f"TaxonomyResult({len(self.instructions)} instructions from {len(self.runs) - len(self.failures)}/"
-                f"{len(self.runs)} runs; teacher: {self.teacher})")
+                f"{len(self.runs)} runs{cut}; teacher: {self.teacher})")
 
 
 def generate_taxonomy(teacher, runs: Sequence[tuple[float, int | None]] = ((0.7, 1), (0.9, 2), (1.0, 3)), n: int = 20,
                       *, first_run: int = 1, **kwargs: Any) -> TaxonomyResult:
-    """Run the meta-prompt once per (temperature, seed); a failed run is reported and the others are kept."""
+    """Run the meta-prompt once per (temperature, seed); a failed run is reported and the others are kept.
+
+    Instructions that stop mid-phrase go to `.cut_off` instead of `.instructions`."""
     result = TaxonomyResult(teacher=teacher.describe() if hasattr(teacher, "describe") else type(teacher).__name__)
     for number, (temperature, seed) in enumerate(runs, first_run):
         report = RunReport(number, temperature, seed)
@@ -207,8 +225,10 @@ def generate_taxonomy(teacher, runs: Sequence[tuple[float, int | None]] = ((0.7,
             warnings.warn(f"taxonomy run {number} (temperature {temperature}, seed {seed}) failed: {report.error}",
                           stacklevel=2)
         else:
-            report.count = len(batch)
-            result.instructions.extend(batch)
+            cut = [i for i in batch if looks_cut_off(i.instruction)]
+            report.count, report.cut_off = len(batch) - len(cut), len(cut)
+            result.instructions.extend(i for i in batch if not looks_cut_off(i.instruction))
+            result.cut_off.extend(cut)
         result.runs.append(report)
     if not result.instructions and result.runs:
         raise TaxonomyError(f"every taxonomy run failed; the first said: {result.runs[0].error}")

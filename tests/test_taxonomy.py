@@ -156,11 +156,33 @@ def test_a_malformed_run_is_reported_and_the_others_are_kept(fake_openai):
     assert [i.run for i in result.instructions] == [1, 1, 3, 3]
     assert len({i.id for i in result.instructions}) == 4
     assert [(r.run, r.count, bool(r.error)) for r in result.runs] == [(1, 2, False), (2, 0, True), (3, 2, False)]
+    assert result.cut_off == []
     assert "\n" not in result.failures[0].error and "JSON" in result.failures[0].error
     table = result.table()
     assert list(table.columns) == ["id", "run", "origin", "category", "instruction"] and len(table) == 4
     assert "fake-model" in result.teacher
     assert list(result.runs_table()["error"].astype(bool)) == [False, True, False]
+
+
+def test_cut_off_instructions_are_set_aside_and_counted(fake_openai):
+    # what a small model really produced: a raw quote inside the JSON string ended it after "of"
+    fake_openai.enqueue(reply_json(items(("plot and events", "Describe the plot of"),
+                                         ("themes and ideas", "Explain the themes of"),
+                                         ("relationships", "How does Jane's friendship with Charlotte change?"))))
+    result = tx.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1)], n=3)
+    assert [i.instruction for i in result.instructions] == ["How does Jane's friendship with Charlotte change?"]
+    assert [i.instruction for i in result.cut_off] == ["Describe the plot of", "Explain the themes of"]
+    assert (result.runs[0].count, result.runs[0].cut_off) == (1, 2)
+    assert "2 cut off" in repr(result)
+
+
+@pytest.mark.parametrize("text, cut", [
+    ("Describe the plot of", True), ("Discuss the social and historical background of", True),
+    ("Compare and contrast the plot of", True), ("Describe the Netherfield ball.", False),
+    ("Why does Lydia elope?", False), ("List the daughters in order of age", False), ("", True),
+])
+def test_looks_cut_off(text, cut):
+    assert tx.looks_cut_off(text) is cut
 
 
 def test_when_every_run_fails_the_error_says_why(fake_openai):
