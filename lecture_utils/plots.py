@@ -237,9 +237,8 @@ def verb_object(instructions: Any, top_verbs: int = 12, top_objects: int = 4, mi
     total = sum(inner_sizes)
     inner_names = top + (["other verbs"] if rest else [])
     for wedge, size, name in zip(inner, inner_sizes, inner_names):
-        if size / total >= min_share * 2:
-            label = name if size / total >= 0.04 else name[:10]
-            _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 0.48, label, fontsize=10, color="0.1")
+        if size / total >= min_share * 2:  # a long label may spill into the empty centre, which is fine
+            _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 0.48, name, fontsize=10, color="0.1")
     for wedge, size, name in zip(outer, outer_sizes, outer_labels):
         if name and size / total >= min_share:
             _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 1.03, name, outside=True, fontsize=10, color="0.15")
@@ -271,7 +270,8 @@ def similarity_hist(sims: Sequence[float], threshold: float = 0.7, xlabel: str =
     above = int((values > threshold).sum())
     ax.axvline(threshold, color="0.15", linestyle="--", linewidth=1.5,
                label=f"threshold {threshold:g}: {above:,} above it ({above / len(values):.1%})")
-    ax.axvline(float(values.mean()), color="#4c72b0", linestyle=":", linewidth=1.5, label=f"mean {values.mean():.2f}")
+    ax.axvline(float(values.mean()), color="#e69f00", linestyle="-", linewidth=2, zorder=3,
+               label=f"mean {values.mean():.2f}")
     ax.set_xlim(0, 1)
     _counts_axis(ax.yaxis)
     ax.legend(loc="upper right", frameon=False)

@@ -327,7 +327,7 @@ def diversity_stats(instructions: Sequence[Instruction | str], max_pairs: int = 
 # --- Leading verb and its object ---------------------------------------------------------------------------------------
 # A few word lists instead of a parser: good enough to see whether every instruction starts with "Describe".
 
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+|[^\sA-Za-z\d]")
+_TOKEN = re.compile(r"(?:Mrs|Mr|Ms|Dr|St)\.|[A-Za-z][A-Za-z'\u2019-]*|\d+|[^\sA-Za-z\d]")  # "Mr." is one word
 _FILLERS = {"please", "now", "also", "then", "kindly", "first", "finally", "next", "lastly", "just", "so", "ok", "okay"}
 _YOU = {"can", "could", "would", "will"}  # "Can you explain ..."
 _WH = {"what", "how", "why", "who", "whom", "whose", "which", "when", "where"}
@@ -370,7 +370,7 @@ def _tokens(text: str) -> list[str]:
 
 
 def _is_word(tok: str) -> bool:
-    return tok[:1].isalpha()
+    return tok[:1].isalpha()  # "Mr." counts as a word
 
 
 def _possessive(tok: str) -> bool:
@@ -443,9 +443,9 @@ def _object_after(tokens: list[str], i: int) -> str | None:
             if run or skipped_prepositions > 1:  # "realise about herself after ...": no object here
                 break
             continue
-        if low in _CLAUSE:
+        if low in _CLAUSE or (run and low.endswith(("ed", "ing"))):  # "character based on ...": the phrase ended
             break
-        run.append(tok)
+        run.append(tok.rstrip("."))
         if len(run) == 5:
             break
     if not run:

@@ -278,6 +278,9 @@ def test_similarities_and_diversity_stats():
     ("In what way does Mr Bennet fail his daughters?", "how fail", "daughters"),
     ("Which character changes the most?", "which change", "character"),
     ("How does Elizabeth's pride change over the novel?", "how change", "pride"),
+    ("Analyze Mr. Bennet's character and why he is so different.", "analyze", "character"),
+    ("Analyze Mr. Bennet as a father.", "analyze", "mr bennet"),
+    ("Analyze Elizabeth Bennet's character based on her interactions with Darcy.", "analyze", "character"),
 ])
 def test_verb_object_heuristics(text, verb, obj):
     assert tx.verb_object(text) == (verb, obj)
