@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from lecture_utils.records import Passage, QAPair, Retrieved, read_jsonl, write_jsonl
@@ -68,16 +67,6 @@ def prepare_run_dir(run: Path) -> None:
                                               "category": p.category} for p in pairs])
 
 
-def tiny_stage4(path: Path) -> None:
-    """Used only while notebooks/04_human_curation.ipynb does not exist yet: the panel over the run dir."""
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('TEACHER = "replay"\nRUN_DIR = "../runs/demo"', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("from lecture_utils.curation import CurationPanel, CurationState\n"
-                                  "state = CurationState.from_run_dir(RUN_DIR)\npanel = CurationPanel(state)\npanel"),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nbformat.write(nb, path)
-
-
 def wait_for_server(url: str, proc: subprocess.Popen, limit: float = 90) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -122,12 +111,7 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
     notebooks, run = work / "notebooks", work / "runs" / "demo"
     run.mkdir(parents=True)
     prepare_run_dir(run)
-    real = REPO / "notebooks" / STAGE4
-    if real.exists():
-        shutil.copytree(REPO / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    else:
-        notebooks.mkdir()
-        tiny_stage4(notebooks / STAGE4)
+    shutil.copytree(REPO / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     # Inject the parameters the way papermill does (without running), so the notebook reads our run dir.
     subprocess.run([sys.executable, "-m", "papermill", str(notebooks / STAGE4), str(notebooks / STAGE4),
                     "--prepare-only", "-r", "TEACHER", "replay", "-r", "RUN_DIR", str(run),
