@@ -477,3 +477,30 @@ def decision_summary(decisions: Any, top_reasons: int = 8) -> Figure:
     right.invert_yaxis()
     right.legend(loc="lower right", frameon=False)
     return fig
+
+
+@_styled
+def grounding_scores(pairs: Sequence[Any], threshold: float = 0.6) -> Figure:
+    """One bar per answer: the share of its sentences the retrieved passages support ("not in the text" answers grey)."""
+    pairs = list(pairs)
+    fig, ax = plt.subplots(figsize=(WIDE[0], max(2.8, 0.38 * len(pairs) + 1.4)), layout="constrained")
+    ax.set_title(f"Grounding: share of each answer's sentences the passages support ({len(pairs)} answers)")
+    ax.set_xlabel("supported sentences (share)")
+    ax.set_ylabel("instruction")
+    if not pairs:
+        _nothing(ax, "no answers")
+        return fig
+    y = np.arange(len(pairs))
+    scores = [p.grounding if p.grounding is not None else 0.0 for p in pairs]
+    colors = [SAME if p.not_in_text else (NEW if s >= threshold else REPEAT) for p, s in zip(pairs, scores)]
+    ax.barh(y, scores, color=colors)
+    for yi, p, score in zip(y, pairs, scores):  # zero-width bars need their number, or they look like missing data
+        ax.text(score + 0.01, yi, "not in the text" if p.not_in_text else f"{score:.2f}", va="center", fontsize=9,
+                color="0.35")
+    ax.set_yticks(y, [_wrap(textwrap.shorten(p.instruction, 60, placeholder="..."), 44) for p in pairs], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.15)
+    ax.axvline(threshold, color="0.3", linestyle="--", linewidth=1)
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in (NEW, REPEAT, SAME)],
+              labels=["well supported", "check these first", "not in the text"], loc="lower right", frameon=False)
+    return fig

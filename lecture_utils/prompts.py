@@ -6,7 +6,7 @@ so every pair records PROMPT_VERSION. Change the version when you change a promp
 
 from __future__ import annotations
 
-PROMPT_VERSION = "2026-11-29.1"
+PROMPT_VERSION = "2026-11-29.2"
 
 # Stage 2 -------------------------------------------------------------------------------------------------------------
 
@@ -27,7 +27,7 @@ SEED_SYSTEM = (
 )
 
 SEED_META_PROMPT = """We are building a set of instructions that will teach an assistant to be an expert on the novel
-"Pride and Prejudice". Each instruction is something a curious reader might ask the assistant to do.
+Pride and Prejudice. Each instruction is something a curious reader might ask the assistant to do.
 
 Cover these categories, and label each instruction with exactly one of them:
 {categories}
@@ -39,9 +39,9 @@ Rules:
 - Every instruction must be answerable from the text of the novel itself.
 - Vary the verbs (describe, compare, explain, trace, summarise, identify, argue...) and the parts of the book you ask about.
 - Name characters, places and events; avoid vague questions such as "What is the book about?".
-- One sentence each, no numbering.
+- One sentence each, no numbering, and no quotation marks (write titles and names plainly).
 
-Now write {n} new, unique and thought-provoking instructions about "Pride and Prejudice".
+Now write {n} new, unique and thought-provoking instructions about Pride and Prejudice.
 Reply with JSON only: an object whose "instructions" key holds a list of {{"category": ..., "instruction": ...}} items."""
 
 # Stage 3 -------------------------------------------------------------------------------------------------------------

@@ -167,3 +167,15 @@ def test_empty_data_gives_a_figure_that_says_so(call, tmp_path):
     fig = call()
     assert isinstance(fig, Figure) and (fig.get_suptitle() or fig.axes[0].get_title())
     fig.savefig(tmp_path / "empty.png")
+
+
+def test_grounding_scores_labels_every_answer_even_a_zero():
+    from lecture_utils.records import QAPair
+
+    pairs = [QAPair(id=f"p{i}", instruction_id=f"i{i}", instruction=f"Question number {i}?", category="c",
+                    answer="a", grounding=g, not_in_text=nit) for i, (g, nit) in enumerate([(1.0, False), (0.0, False), (None, True)])]
+    fig = plots.grounding_scores(pairs)
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["1.00", "0.00", "not in the text"]
