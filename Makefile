@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 LOCAL_MODEL ?= qwen2.5-coder-1.5b
 # llama-cpp-python is built from source; these flags give a build that runs on any x86-64 CPU (about 7 minutes, once).
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+# The book: BOOK_PATH if set, else data/pg1342.txt, else the copy CI keeps beside the checkout.
+export BOOK_PATH ?= $(abspath $(firstword $(wildcard data/pg1342.txt ../shared/data/pg1342.txt)))
 
 .PHONY: setup lab test test-fast course clean
 
