@@ -37,6 +37,7 @@ def refresh(names=NOTEBOOKS) -> None:
             NotebookClient(nb, timeout=1800, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}}).execute()
             for cell in nb.cells:
+                cell.metadata.pop("execution", None)  # timestamps: churn in every diff, no information
                 if cell.cell_type != "code":
                     continue
                 if "check" in cell.metadata.get("tags", []):
