@@ -30,15 +30,9 @@ from typing import Any
 import nbformat
 import pandas as pd
 
+from .course import NOTEBOOKS
 from .records import iter_jsonl
 
-NOTEBOOKS = (
-    "01_gather_knowledge.ipynb",
-    "02_seed_taxonomy.ipynb",
-    "03_grounded_qa.ipynb",
-    "04_human_curation.ipynb",
-    "05_repeat_and_scale.ipynb",
-)
 TEACHERS = ("replay", "local", "openai", "endpoint")
 STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
 REPO = Path(__file__).resolve().parent.parent
