@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 lab: setup
 	$(BIN)/python -m lecture_utils teacher install $(LOCAL_MODEL)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The suite, then the committed notebooks under nbval on the recorded (replay) teacher, in a run directory of their own.
 test: setup
