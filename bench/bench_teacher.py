@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from lecture_utils.corpus import book_passages, load_book
-from lecture_utils.local_teacher import LocalServer, default_threads, ensure_server
+from lecture_utils.local_teacher import LocalServer, cpu_cores, default_threads, ensure_server
 from lecture_utils.prompts import SEED_SYSTEM
 from lecture_utils.qa import answer_schema, build_rag_messages
 from lecture_utils.retrieval import FastBM25Index
@@ -46,20 +47,30 @@ class Variant:
     passage_chars: int = 900
     examples: int = 3  # Stage-2 examples in the prompt
     default: bool = True  # run unless --variants names others
+    busy: int = 0  # busy-loop processes running meanwhile, standing in for other work on the machine
 
 
-# llama-cpp-python's own server defaults are one thread (half the cores) and logits for every position.
-SERVER_DEFAULTS = {"threads": 1, "extra_args": ("--logits_all", "True", "--interrupt_requests", "True")}
+CORES = cpu_cores()
+GEN, BATCH = default_threads()
+# llama-cpp-python's own server defaults: half the cores generate, all of them read prompts; logits for every position.
+SERVER_DEFAULTS = {
+    "threads": max(1, CORES // 2),
+    "extra_args": ("--n_threads_batch", str(CORES), "--logits_all", "True", "--interrupt_requests", "True"),
+}
+ALL = {"threads": CORES}
 
 VARIANTS = [
-    Variant("baseline", "llama_cpp.server defaults (1 thread, logits_all), n_ctx 4096", SERVER_DEFAULTS),
-    Variant("kit", f"kit defaults: {default_threads()} thread(s), logits_all off, n_batch 512, n_ctx 4096"),
-    Variant("threads_all", f"kit defaults but {os.cpu_count()} threads (every core)", {"threads": os.cpu_count()},
-            default=False),  # on 2 busy cores this collapses (~25x slower); name it with --variants to try
+    Variant("baseline", "llama_cpp.server defaults (1 thread per 2 cores, logits_all), n_ctx 4096", SERVER_DEFAULTS),
+    Variant("kit", f"kit defaults: {GEN} thread(s) generate, {BATCH} read prompts, logits_all off, n_batch 512"),
+    Variant("threads1", "kit defaults but 1 thread for everything", {"threads": 1}, default=False),
+    Variant("threads_all", f"kit defaults but all {CORES} threads generate", ALL, default=False),
     Variant("batch256", "kit defaults, n_batch 256", {"n_batch": 256}),
     Variant("ctx2048", "kit defaults, n_ctx 2048", {"n_ctx": 2048}),
     Variant("cache", "kit defaults + --cache (RAM prompt cache across requests)", {"cache": True}),
     Variant("small", "kit defaults, smaller prompts: 2 passages of <=600 chars, 1 example", {}, 2, 600, 1),
+    Variant("kit_busy", "kit defaults while 1 other process keeps a core busy", {}, default=False, busy=1),
+    # With all cores generating next to other work, generation collapses (~25x slower on 2 cores): try on SmolLM2.
+    Variant("all_busy", "all threads generate while 1 other process keeps a core busy", ALL, default=False, busy=1),
     Variant("baseline2", "baseline again, to see how much the busy machine drifted", SERVER_DEFAULTS),
 ]
 
@@ -123,6 +134,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_variant(variant: Variant, model: str, index: FastBM25Index, questions: list[str], log_dir: Path) -> dict:
+    # Bounded stand-ins for other work: each stops by itself after 15 minutes and is killed when the variant ends.
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 900\nwhile time.time() < end: pass"])
+        for _ in range(variant.busy)
+    ]
     t0 = time.perf_counter()
     server = ensure_server(model, log_dir=log_dir, **({"n_ctx": 4096} | variant.server))
     load_s = time.perf_counter() - t0
@@ -149,6 +165,9 @@ def run_variant(variant: Variant, model: str, index: FastBM25Index, questions: l
         rss = peak_rss_mb(server.process.pid)
     finally:
         server.stop()
+        for p in busy:
+            p.kill()
+            p.wait()
     prompt_ms, prompt_n = calls[0].prompt_eval  # the cold call evaluates its whole prompt
     gen_ms = sum(c.gen_eval[0] for c in calls)
     gen_n = sum(c.gen_eval[1] for c in calls)
@@ -210,7 +229,7 @@ def main() -> None:
     questions = [s.instruction for s in load_seeds()[:3]]
     log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "art-of-the-ask" / "bench"
 
-    print(f"model {args.model}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start "
+    print(f"model {args.model}; {CORES} cores, load average {os.getloadavg()[0]:.1f} at start "
           f"(other work on this machine slows every figure; compare ratios, not absolutes)")  # fmt: skip
     for v in chosen:
         print(f"  {v.name:<10} {v.what}")

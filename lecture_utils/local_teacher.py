@@ -95,22 +95,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def default_threads() -> int:
-    """$TEACHER_THREADS, else one core fewer than this process may use (at least one).
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
-    llama.cpp's threads spin while they wait for each other; when they must share cores with other busy work (the
-    notebook, a second server) generation collapses: 1.2 instead of 29 tokens/s with 2 threads on 2 busy cores here.
+
+def default_threads() -> tuple[int, int]:
+    """(generation threads, prompt threads): $TEACHER_THREADS for both, else cores - 1 and all cores.
+
+    Generating a token syncs llama.cpp's threads hundreds of times, and they spin while they wait; when one must share
+    a core with other busy work (the notebook, a second server) generation collapses: on 2 cores here, 0.5 instead of
+    17 tokens/s for Qwen. Prompt processing syncs far less often, so it keeps every core.
     """
     wanted = os.environ.get("TEACHER_THREADS", "").strip()
     if wanted:
         if not wanted.isdigit() or int(wanted) < 1:
             raise LocalTeacherError(f"TEACHER_THREADS={wanted!r} is not a positive whole number: set it to e.g. 2")
-        return int(wanted)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+        return int(wanted), int(wanted)
+    cores = cpu_cores()
+    return max(1, cores - 1), cores
 
 
 def server_command(
@@ -128,10 +133,10 @@ def server_command(
     parent_pid: int | None = None,
 ) -> list[str]:
     """The command line for the server; parent_pid makes it exit when that process goes away."""
-    t = threads or default_threads()
+    gen_threads, batch_threads = (threads, threads) if threads else default_threads()
     args = [
         "--model", str(model_path), "--model_alias", alias, "--host", host, "--port", str(port),
-        "--n_ctx", str(n_ctx), "--n_threads", str(t), "--n_threads_batch", str(t),
+        "--n_ctx", str(n_ctx), "--n_threads", str(gen_threads), "--n_threads_batch", str(batch_threads),
         # logits_all=True keeps n_ctx x vocab floats (2.5 GB for Qwen at 4096 tokens) only to serve logprobs.
         "--logits_all", str(logits_all),
         # Concurrent clients must queue, not cancel each other's generations.
