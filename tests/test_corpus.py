@@ -33,7 +33,7 @@ FOOTER = """
 *** END OF THE PROJECT GUTENBERG EBOOK THE LAMP KEEPERS ***
 
 Section 1. General Terms of Use and Redistributing Project Gutenberg electronic works.
-More licence text about the Project Gutenberg Literary Archive Foundation at www.gutenberg.org.
+More licence text about the Project Gutenberg archive and its foundation at www.gutenberg.org.
 """
 
 
