@@ -51,7 +51,7 @@ class Variant:
 
 
 CORES = cpu_cores()
-GEN, BATCH = default_threads()
+THREADS = default_threads()
 # llama-cpp-python's own server defaults: half the cores generate, all of them read prompts; logits for every position.
 SERVER_DEFAULTS = {
     "threads": max(1, CORES // 2),
@@ -61,16 +61,16 @@ ALL = {"threads": CORES}
 
 VARIANTS = [
     Variant("baseline", "llama_cpp.server defaults (1 thread per 2 cores, logits_all), n_ctx 4096", SERVER_DEFAULTS),
-    Variant("kit", f"kit defaults: {GEN} thread(s) generate, {BATCH} read prompts, logits_all off, n_batch 512"),
-    Variant("threads1", "kit defaults but 1 thread for everything", {"threads": 1}, default=False),
-    Variant("threads_all", f"kit defaults but all {CORES} threads generate", ALL, default=False),
+    Variant("kit", f"kit defaults: {THREADS} thread(s) (cores - 1), logits_all off, n_batch 512, n_ctx 4096"),
+    Variant("threads1", "kit defaults but 1 thread", {"threads": 1}, default=False),
+    Variant("threads_all", f"kit defaults but all {CORES} cores", ALL),
     Variant("batch256", "kit defaults, n_batch 256", {"n_batch": 256}),
     Variant("ctx2048", "kit defaults, n_ctx 2048", {"n_ctx": 2048}),
     Variant("cache", "kit defaults + --cache (RAM prompt cache across requests)", {"cache": True}),
     Variant("small", "kit defaults, smaller prompts: 2 passages of <=600 chars, 1 example", {}, 2, 600, 1),
     Variant("kit_busy", "kit defaults while 1 other process keeps a core busy", {}, default=False, busy=1),
-    # With all cores generating next to other work, generation collapses (~25x slower on 2 cores): try on SmolLM2.
-    Variant("all_busy", "all threads generate while 1 other process keeps a core busy", ALL, default=False, busy=1),
+    # All cores next to other work: generation collapses (200x slower on 2 cores), so try it on SmolLM2 first.
+    Variant("all_busy", "all cores while 1 other process keeps a core busy", ALL, default=False, busy=1),
     Variant("baseline2", "baseline again, to see how much the busy machine drifted", SERVER_DEFAULTS),
 ]
 

@@ -102,20 +102,20 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads() -> tuple[int, int]:
-    """(generation threads, prompt threads): $TEACHER_THREADS for both, else cores - 1 and all cores.
+def default_threads() -> int:
+    """$TEACHER_THREADS, else one core fewer than this process may use (at least one).
 
-    Generating a token syncs llama.cpp's threads hundreds of times, and they spin while they wait; when one must share
-    a core with other busy work (the notebook, a second server) generation collapses: on 2 cores here, 0.5 instead of
-    17 tokens/s for Qwen. Prompt processing syncs far less often, so it keeps every core.
+    llama.cpp's threads spin while they wait for each other, so a thread that shares its core with other busy work
+    (the notebook, a second server) stalls the rest. Measured on 2 cores with one other busy process (SmolLM2):
+    2 threads generated 0.33 tokens/s instead of 68, and read prompts 3x slower; 1 thread kept its full speed.
+    On an idle machine all cores are ~1.5x faster: set TEACHER_THREADS to the core count if the machine is yours.
     """
     wanted = os.environ.get("TEACHER_THREADS", "").strip()
     if wanted:
         if not wanted.isdigit() or int(wanted) < 1:
             raise LocalTeacherError(f"TEACHER_THREADS={wanted!r} is not a positive whole number: set it to e.g. 2")
-        return int(wanted), int(wanted)
-    cores = cpu_cores()
-    return max(1, cores - 1), cores
+        return int(wanted)
+    return max(1, cpu_cores() - 1)
 
 
 def server_command(
@@ -133,10 +133,10 @@ def server_command(
     parent_pid: int | None = None,
 ) -> list[str]:
     """The command line for the server; parent_pid makes it exit when that process goes away."""
-    gen_threads, batch_threads = (threads, threads) if threads else default_threads()
+    t = threads or default_threads()
     args = [
         "--model", str(model_path), "--model_alias", alias, "--host", host, "--port", str(port),
-        "--n_ctx", str(n_ctx), "--n_threads", str(gen_threads), "--n_threads_batch", str(batch_threads),
+        "--n_ctx", str(n_ctx), "--n_threads", str(t), "--n_threads_batch", str(t),
         # logits_all=True keeps n_ctx x vocab floats (2.5 GB for Qwen at 4096 tokens) only to serve logprobs.
         "--logits_all", str(logits_all),
         # Concurrent clients must queue, not cancel each other's generations.

@@ -44,12 +44,11 @@ def test_a_silent_server_times_out_and_is_stopped(tmp_path):
     assert proc.poll() is not None  # not left running
 
 
-def test_generation_leaves_a_core_free_and_the_setting_overrides_it(monkeypatch):
+def test_the_server_leaves_a_core_free_and_the_setting_overrides_it(monkeypatch):
     monkeypatch.delenv("TEACHER_THREADS", raising=False)
-    cores = local_teacher.cpu_cores()
-    assert local_teacher.default_threads() == (max(1, cores - 1), cores)
+    assert local_teacher.default_threads() == max(1, local_teacher.cpu_cores() - 1)
     monkeypatch.setenv("TEACHER_THREADS", "3")
-    assert local_teacher.default_threads() == (3, 3)
+    assert local_teacher.default_threads() == 3
     monkeypatch.setenv("TEACHER_THREADS", "all")
     with pytest.raises(LocalTeacherError, match="TEACHER_THREADS='all' is not a positive whole number"):
         local_teacher.default_threads()
@@ -73,8 +72,8 @@ def test_server_command_uses_all_cores_and_does_not_cancel_concurrent_requests(t
     assert cmd[:5] == [sys.executable, "-m", "lecture_utils.local_teacher", "--parent-pid", "42"]
     args = dict(zip(cmd[5::2], cmd[6::2]))
     assert args["--model_alias"] == "m-instruct" and args["--port"] == "8123" and args["--host"] == "127.0.0.1"
-    gen, batch = local_teacher.default_threads()
-    assert args["--n_threads"] == str(gen) and args["--n_threads_batch"] == str(batch) and args["--n_ctx"] == "2048"
+    threads = str(local_teacher.default_threads())
+    assert args["--n_threads"] == threads and args["--n_threads_batch"] == threads and args["--n_ctx"] == "2048"
     assert args["--interrupt_requests"] == "False" and args["--logits_all"] == "False"
     plain = server_command(tmp_path / "m.gguf", "m", host="0.0.0.0", port=1, threads=1, cache=True)
     assert plain[:3] == [sys.executable, "-m", "llama_cpp.server"] and "--cache" in plain
