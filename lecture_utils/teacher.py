@@ -377,23 +377,31 @@ class ResponseCache:
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.S)
 
 
+def _outside_strings(text: str, start: int = 0):
+    """Yield (index, char) for the characters of text[start:] that stand outside JSON string literals."""
+    in_string, escaped = False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        else:
+            yield i, ch
+
+
 def _balanced_spans(text: str, limit: int = 20):
     """Yield each {...} or [...] span that closes properly (quotes respected), in order of its start."""
     starts = [i for i, ch in enumerate(text) if ch in "{["][:limit]
     for start in starts:
-        depth, in_string, escaped = 0, False, False
-        for i in range(start, len(text)):
-            ch = text[i]
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif ch in "{[":
+        depth = 0
+        for i, ch in _outside_strings(text, start):
+            if ch in "{[":
                 depth += 1
             elif ch in "}]":
                 depth -= 1
@@ -404,25 +412,15 @@ def _balanced_spans(text: str, limit: int = 20):
 
 def _drop_trailing_commas(text: str) -> str:
     """Remove commas that stand right before a closing } or ] (outside strings), a common model slip."""
-    out, in_string, escaped = [], False, False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == ",":
+    drop = set()
+    for i, ch in _outside_strings(text):
+        if ch == ",":
             j = i + 1
             while j < len(text) and text[j].isspace():
                 j += 1
             if j < len(text) and text[j] in "}]":
-                continue
-        out.append(ch)
-    return "".join(out)
+                drop.add(i)
+    return "".join(ch for i, ch in enumerate(text) if i not in drop)
 
 
 def parse_json_loose(text: str) -> Any:
