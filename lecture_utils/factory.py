@@ -42,7 +42,7 @@ from .qa import (
     post_chat,
     rag_request,
 )
-from .records import Instruction, from_dict, to_dict
+from .records import Instruction, from_dict, repair_tail, to_dict
 from .retrieval import RetrievalError
 from .teacher import (
     STRATEGY_CHAIN,
@@ -194,30 +194,6 @@ def iter_instructions(source: str | Path | Iterable[Instruction | dict]) -> Iter
             if not isinstance(data, dict) or "id" not in data or "instruction" not in data:
                 raise FactoryError(f"{path}:{n}: an instruction needs 'id' and 'instruction' fields")
             yield from_dict(Instruction, {"category": "", **data})
-
-
-def repair_tail(path: str | Path) -> bool:
-    """Cut a half-written last line (left by a killed run) so that appending starts on a fresh line."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    with path.open("rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return False
-        pos = size
-        while pos > 0:  # walk back to the last newline, a block at a time
-            step = min(65536, pos)
-            f.seek(pos - step)
-            block = f.read(step)
-            nl = block.rfind(b"\n")
-            if nl >= 0:
-                f.truncate(pos - step + nl + 1)
-                return True
-            pos -= step
-        f.truncate(0)
-        return True
 
 
 def finished_ids(path: str | Path, key: str) -> set[str]:
@@ -811,8 +787,6 @@ async def run_factory_async(instructions: Iterable[Instruction | dict] | str | P
     out = Path(out)
     failures = Path(failures) if failures is not None else out.with_name(out.stem + ".failures.jsonl")
     tc, cache = _resolve_teacher(teacher)
-    if tc.cache == "record" and cache is not None:
-        repair_tail(cache.path)  # a killed recording run may have left half a line there too
     return await Factory(tc, cache, index, out, failures, config).run(instructions)
 
 

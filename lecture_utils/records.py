@@ -109,10 +109,37 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
     return n
 
 
+def repair_tail(path: str | Path) -> bool:
+    """Cut a half-written last line (left by a killed run) so that appending starts on a fresh line."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return False
+        pos = size
+        while pos > 0:  # walk back to the last newline, a block at a time
+            step = min(65536, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                f.truncate(pos - step + nl + 1)
+                return True
+            pos -= step
+        f.truncate(0)
+        return True
+
+
 def append_jsonl(path: str | Path, record: Any) -> None:
-    """Append one record as one line and flush it to disk, so a crash never loses a decision."""
+    """Append one record as one line and flush it to disk, so a crash never loses a decision.
+
+    A torn last line left by a killed writer is cut first; appending after it would bury it mid-file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_tail(path)
     line = json.dumps(to_dict(record), ensure_ascii=False) + "\n"
     with path.open("a", encoding="utf-8") as f:
         f.write(line)
