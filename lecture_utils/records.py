@@ -152,18 +152,17 @@ def iter_jsonl(path: str | Path, cls: type[T] | None = None) -> Iterator[T | dic
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run the previous stage's notebook first, or check the run directory.")
-    with path.open(encoding="utf-8") as f:
-        lines = f.readlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            if i == len(lines) and not line.endswith("\n"):
-                continue  # half-written last line of an interrupted run
-            raise ValueError(f"{path}:{i}: not valid JSON ({e.msg}); fix or delete that line.") from None
-        yield from_dict(cls, data) if cls else data
+    with path.open(encoding="utf-8") as f:  # streamed: a 50,000-line file is never held in memory at once
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                if not line.endswith("\n"):
+                    return  # only the last line can lack its newline: half-written by an interrupted run
+                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg}); fix or delete that line.") from None
+            yield from_dict(cls, data) if cls else data
 
 
 def read_jsonl(path: str | Path, cls: type[T] | None = None) -> list[T | dict]:
