@@ -27,6 +27,11 @@ FETCH_HINT = "run `python -m lecture_utils corpus fetch`, or set BOOK_PATH to a 
 MIN_CHAPTER_CHARS = 200  # a heading followed by less text than this is a table-of-contents entry, not a chapter
 
 
+# Passages of about 800 characters (a paragraph or two): small enough that a question written from one is about one
+# thing, and that three of them fit a small teacher's prompt whole.
+DEFAULT_PASSAGE_CHARS = 800
+
+
 class CorpusError(ValueError):
     """A source that cannot be loaded; the message says how to fix it."""
 
@@ -37,12 +42,23 @@ class CorpusWarning(UserWarning):
 
 @dataclass
 class Chapter:
-    number: int  # 1, 2, ... in reading order (letters and chapters share one sequence)
+    number: int  # as the heading prints it (XII is 12); letters and each part number their own chapters
     title: str  # "" when the heading is only a number, as in Pride and Prejudice
     start: int  # offsets into Book.text; the chapter starts with its heading line
     end: int
     heading: str = ""  # the heading as printed, e.g. "CHAPTER XII."
     body_start: int = 0  # where the first paragraph after the heading starts
+    kind: str = "chapter"  # or "letter"
+    part: str = ""  # e.g. "Book 2" when the chapter comes after a BOOK/PART/VOLUME heading
+    key: str = ""  # unique in the book, starts its passage ids: "ch07", "let02", "bk02-ch03", "ch02b" (a repeat)
+
+    @property
+    def section(self) -> str | None:
+        """Passage.section: the title, naming the part or letter too when the number alone is ambiguous."""
+        if self.kind == "chapter" and not self.part:
+            return self.title or None
+        name = ", ".join(filter(None, [self.part, f"{self.kind.title()} {self.number}"]))
+        return f"{name}: {self.title}" if self.title else name
 
 
 @dataclass
@@ -177,8 +193,15 @@ def _book_title(text: str, fallback: str) -> str:
 
 
 _HEADING_RE = re.compile(
-    r"^(?P<kind>chapter|letter)\s+(?P<num>\d+|[ivxlcdm]+)\b\.?(?:\s*[.:\u2014\u2013-]+\s*|\s+)?(?P<title>.*)$", re.I)
+    r"^(?P<kind>chapter|letter|book|part|volume)\s+(?P<num>\d+|[ivxlcdm]+|(?:the\s+)?[a-z]+)\b\.?"
+    r"(?:\s*[.:\u2014\u2013-]+\s*|\s+)?(?P<title>.*)$", re.I)
 _ROMAN_RE = re.compile(r"^M{0,4}(CM|CD|D?C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})$")
+_NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+                 "seventeen eighteen nineteen twenty").split()
+_ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split()
+_PART_KINDS = ("book", "part", "volume")  # a part holds chapters, whose numbers may start again at 1
+_ID_PREFIXES = {"chapter": "ch", "letter": "let", "book": "bk", "part": "pt", "volume": "vol"}
+MAX_TITLE_LINES = 3  # a heading's title may wrap onto at most this many lines
 _END_OF_BOOK_RE = re.compile(r"^(THE END|The End|FINIS|Finis)\.?$")
 _TOC_LINE_RE = re.compile(r"^\S.*?(\s{2,}|\.{3,}\s*)(\d+|[ivxlcdm]+)$", re.I)  # "Heading to Chapter I.      1"
 
@@ -194,19 +217,29 @@ def roman_to_int(s: str) -> int | None:
     return total
 
 
-def parse_heading(line: str) -> tuple[str, int, str] | None:
-    """('chapter'|'letter', number, title) when the line is a chapter heading such as `CHAPTER XII.`."""
+def _number(s: str) -> int | None:
+    """12, XII, Twelve or "the Twelfth" as an int; None for any other word."""
+    s = " ".join(s.lower().split()).removeprefix("the ")
+    if s.isdigit():
+        return int(s)
+    for words in (_NUMBER_WORDS, _ORDINALS):
+        if s in words:
+            return words.index(s) + 1
+    return roman_to_int(s)
+
+
+def parse_heading(line: str) -> tuple[str, int, str, bool] | None:
+    """(kind, number, title, separated) when the line is a heading such as `CHAPTER XII.` or `BOOK II`;
+    separated: punctuation, not just a space, stands between the number and the title."""
     line = line.strip()
     if len(line) > 100:
         return None
     m = _HEADING_RE.match(line)
-    if not m:
-        return None
-    num = m.group("num")
-    number = int(num) if num.isdigit() else roman_to_int(num)
+    number = _number(m.group("num")) if m else None
     if number is None:
         return None
-    return m.group("kind").lower(), number, m.group("title").strip().rstrip(".").strip()
+    separated = bool(line[m.end("num"):m.start("title")].strip())
+    return m.group("kind").lower(), number, m.group("title").strip().rstrip(".").strip(), separated
 
 
 def _ends_sentence(line: str) -> bool:
@@ -254,33 +287,66 @@ def _remove_illustrations(lines: list[str]) -> tuple[list[tuple[int, str]], int]
     return kept, count
 
 
+def _title_like(text: str) -> bool:
+    """Most longer words capitalised, as in "Of the Long Walk" or "THE STORM"; running prose is not."""
+    words = [w for w in re.findall(r"[^\W\d_]+", text) if len(w) >= 4]
+    return sum(w[0].isupper() for w in words) >= 0.8 * len(words)
+
+
 @dataclass
 class _Heading:
     index: int  # into the kept lines
-    size: int  # 1, or 2 when the title is on the next line
+    size: int  # lines the heading takes: more than 1 when its title is on (or wraps onto) the next lines
     kind: str
     number: int
     title: str
     text: str
+    part: _Heading | None = None  # the BOOK/PART/VOLUME heading this one comes after
+    opens_part: bool = False  # that part heading stands right above this one
+
+    @property
+    def key(self) -> tuple:
+        """Names the chapter: the same key twice is the same chapter (a contents entry and the chapter itself)."""
+        return (self.part.kind, self.part.number) if self.part else None, self.kind, self.number
 
 
 def _find_headings(lines: list[str]) -> list[_Heading]:
-    found = []
+    """Headings with a blank line above; a title may sit on the heading line or below it and wrap over a few lines."""
+    found: list[_Heading] = []
+    part = None
     for i, line in enumerate(lines):
         parsed = parse_heading(line) if line.strip() else None
-        if not parsed or (i > 0 and lines[i - 1].strip()):
+        under_part = bool(found) and found[-1] is part and part.index + part.size == i  # "BOOK I" just above
+        if not parsed or (i > 0 and lines[i - 1].strip() and not under_part):
             continue
-        kind, number, title = parsed
-        size, text = 1, line.strip()
-        after = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if after:
-            below = lines[i + 2].strip() if i + 2 < len(lines) else ""
-            if not title and not below and len(after) <= 80 and not parse_heading(after):
-                # a short line right under a bare heading, then a blank line, is the chapter's title
-                size, title, text = 2, after.rstrip("."), f"{text}\n{after}"
-            elif title:
-                continue  # "Chapter 3 of the report says..." running on is prose; a bare "CHAPTER I." never is
-        found.append(_Heading(i, size, kind, number, title, text))
+        kind, number, title, separated = parsed
+        below = []  # the lines under the heading, up to the next blank line
+        for ln in lines[i + 1:i + 2 + MAX_TITLE_LINES]:
+            if not ln.strip():
+                break
+            below.append(ln.strip())
+        fits = bool(below) and len(below) + bool(title) <= MAX_TITLE_LINES and all(
+            len(ln) <= 80 and not parse_heading(ln) for ln in below)
+        if title:
+            # "CHAPTER 7. Of the Long Walk ... and the" runs on into its title; "Chapter 3 of the report
+            # says ..." runs on as prose: no punctuation after the number, and not capitalised like a title
+            wraps = fits and (_title_like(" ".join([title] + below)) or (
+                separated and not any(_ends_sentence(t) for t in [line] + below[:-1])))
+            if below and not wraps:
+                continue
+        else:
+            # a bare "CHAPTER I." is never prose: one short line under it is its title, longer ones must look it
+            wraps = fits and (len(below) == 1 or _title_like(" ".join(below)))
+        size = 1 + len(below) if wraps else 1
+        title = " ".join([title] + below[:size - 1]).strip().rstrip(".")
+        if kind in _PART_KINDS and not _title_like(title):
+            continue  # "Part one of the plan was simple." is prose; a part's title is capitalised
+        h = _Heading(i, size, kind, number, title, "\n".join(ln.strip() for ln in lines[i:i + size]))
+        if kind in _PART_KINDS:
+            part = h
+        else:
+            h.part, h.opens_part = part, bool(found) and found[-1] is part
+        found.append(h)
     return found
 
 
@@ -290,12 +356,11 @@ def _real_chapters(lines: list[str], heads: list[_Heading]) -> list[bool]:
     for k, h in enumerate(heads):
         stop = heads[k + 1].index if k + 1 < len(heads) else len(lines)
         body = (ln.strip() for ln in lines[h.index + h.size:stop])
-        real.append(sum(len(ln) for ln in body if not parse_heading(ln) and not _TOC_LINE_RE.match(ln))
-                    >= MIN_CHAPTER_CHARS)
+        real.append(h.kind not in _PART_KINDS and sum(
+            len(ln) for ln in body if not parse_heading(ln) and not _TOC_LINE_RE.match(ln)) >= MIN_CHAPTER_CHARS)
     # the last contents entry may be followed by a preface: it is not real if the same heading comes again later
     for k in range(1, len(heads)):
-        key = (heads[k].kind, heads[k].number)
-        if real[k] and not real[k - 1] and any(real[j] and (heads[j].kind, heads[j].number) == key
+        if real[k] and not real[k - 1] and any(real[j] and heads[j].key == heads[k].key
                                                for j in range(k + 1, len(heads))):
             real[k] = False
     return real
@@ -322,6 +387,16 @@ def _unwrap(lines: list[str]) -> list[str]:
 # ---------------------------------------------------------------- books
 
 
+def _number_warning(chapters: list[_Heading], source: str) -> None:
+    """Warn when chapter numbers skip or repeat within a part (a misread heading, or a missing chapter)."""
+    odd = [f"{h.kind} {prev.number} then {h.number}" + (f" in {h.part.kind} {h.part.number}" if h.part else "")
+           for prev, h in zip(chapters, chapters[1:])
+           if (prev.part, prev.kind) == (h.part, h.kind) and h.number != prev.number + 1]
+    if odd:
+        warnings.warn(f"{source}: chapter numbers skip or repeat ({'; '.join(odd)}); every chapter is kept under "
+                      "its heading's number.", CorpusWarning, stacklevel=3)
+
+
 def clean_book(raw: str, source: str = "book", title: str | None = None) -> Book:
     """Clean the decoded text of a Gutenberg book into a Book (see the module docstring)."""
     body, header_chars, footer_chars = strip_gutenberg(raw, source)
@@ -336,10 +411,13 @@ def clean_book(raw: str, source: str = "book", title: str | None = None) -> Book
     heads = _find_headings(lines)
     real = _real_chapters(lines, heads)
     chapters_found = [h for h, r in zip(heads, real) if r]
-    dropped_heads = {h.index for h, r in zip(heads, real) if not r}
+    dropped = {i for h, r in zip(heads, real) if not r for i in range(h.index, h.index + h.size)}
+
+    def top(h: _Heading) -> int:  # a part heading right above a chapter opens it
+        return h.part.index if h.opens_part else h.index
 
     # front matter: everything before the first chapter; back matter: a closing "THE END" and what follows
-    first = chapters_found[0].index if chapters_found else 0
+    first = top(chapters_found[0]) if chapters_found else 0
     stop = len(lines)
     last = chapters_found[-1].index if chapters_found else 0
     for i in range(len(lines) - 1, last, -1):
@@ -350,24 +428,38 @@ def clean_book(raw: str, source: str = "book", title: str | None = None) -> Book
         warnings.warn(f"{source}: no chapter headings found (CHAPTER I., Chapter 1, Letter 1); the whole text is "
                       "one chapter.", CorpusWarning, stacklevel=2)
         chapters_found = [_Heading(-1, 1, "chapter", 1, "", "")]
+    _number_warning(chapters_found, source)
     front_chars = offsets[kept[first][0]] if chapters_found[0].index >= 0 and kept else 0
     back_chars = offsets[-1] - 1 - offsets[kept[stop][0]] if stop < len(lines) else 0
     toc_lines = sum(1 for ln in lines[:first] if _TOC_LINE_RE.match(ln.strip()) or parse_heading(ln))
-    toc_lines += sum(1 for i in dropped_heads if i >= first)  # contents entries found after chapter 1
+    # contents entries found after chapter 1 (a part heading is not one)
+    toc_lines += sum(1 for h, r in zip(heads, real) if not r and h.index >= first and h.kind not in _PART_KINDS)
 
-    text, chapters = "", []
+    def paragraphs(begin: int, end: int) -> str:
+        return "\n\n".join(_unwrap(["" if i in dropped else lines[i] for i in range(max(begin, 0), end)]))
+
+    width = max(2, len(str(max(h.number for h in chapters_found))))
+    text, chapters, seen = "", [], {}
     for k, h in enumerate(chapters_found):
-        begin = h.index + h.size
-        end = chapters_found[k + 1].index if k + 1 < len(chapters_found) else stop
-        body_lines = ["" if i in dropped_heads else lines[i] for i in range(max(begin, 0), end)]
+        end = top(chapters_found[k + 1]) if k + 1 < len(chapters_found) else stop
+        if h.opens_part:  # the part's heading and any text under it belong to no chapter
+            intro = paragraphs(h.part.index + h.part.size, h.index)
+            text += ("\n\n\n" if text else "") + h.part.text + ("\n\n" + intro if intro else "")
         if text:
             text += "\n\n\n"
         start = len(text)
         if h.text:
             text += h.text + "\n\n"
         body_start = len(text)
-        text += "\n\n".join(_unwrap(body_lines))
-        chapters.append(Chapter(k + 1, h.title, start, len(text), h.text, body_start))
+        text += paragraphs(h.index + h.size, end)
+        key = f"{_ID_PREFIXES[h.kind]}{h.number:0{width}d}"
+        if h.part:
+            key = f"{_ID_PREFIXES[h.part.kind]}{h.part.number:02d}-{key}"
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:  # a repeated number: ch02, then ch02b
+            key += chr(ord("a") + seen[key] - 1)
+        part = f"{h.part.kind.title()} {h.part.number}" if h.part else ""
+        chapters.append(Chapter(h.number, h.title, start, len(text), h.text, body_start, h.kind, part, key))
     removed = {"header_chars": header_chars, "footer_chars": footer_chars, "front_matter_chars": front_chars,
                "back_matter_chars": back_chars, "illustrations": illustrations, "toc_lines": toc_lines}
     return Book(title or _book_title(raw, source), text, chapters, removed, source)
@@ -435,16 +527,15 @@ def _paragraph_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return spans
 
 
-def book_passages(book: Book, target_chars: int = 1200) -> list[Passage]:
-    """Paragraphs merged up to target_chars, never across chapters; ids like `ch12-p004`."""
-    width = max(2, len(str(len(book.chapters))))
+def book_passages(book: Book, target_chars: int = DEFAULT_PASSAGE_CHARS) -> list[Passage]:
+    """Paragraphs merged up to target_chars, never across chapters; ids like `ch12-p004` (see Chapter.key)."""
     passages = []
     for ch in book.chapters:
         spans = [piece for s, e in _paragraph_spans(book.text, ch.body_start, ch.end)
                  for piece in _split_long(book.text, s, e, target_chars)]
         for k, (s, e) in enumerate(_merge(spans, target_chars), 1):
-            passages.append(Passage(f"ch{ch.number:0{width}d}-p{k:03d}", book.source, book.text[s:e], s, e,
-                                    ch.number, ch.title or None))
+            passages.append(Passage(f"{ch.key or f'ch{ch.number:02d}'}-p{k:03d}", book.source, book.text[s:e], s, e,
+                                    ch.number, ch.section))
     return passages
 
 
@@ -512,7 +603,7 @@ def document_sections(text: str, markdown: bool) -> list[tuple[str | None, list[
     return sections
 
 
-def document_passages(text: str, source: str, slug: str | None = None, target_chars: int = 1200) -> list[Passage]:
+def document_passages(text: str, source: str, slug: str | None = None, target_chars: int = DEFAULT_PASSAGE_CHARS) -> list[Passage]:
     """Passages of one document; ids like `guide-md-s02-p001` (s00 is the text before the first heading)."""
     slug = slug or slugify(source)
     markdown = source.lower().endswith(".md")
@@ -528,7 +619,7 @@ def _is_hidden(rel: Path) -> bool:
     return any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
 
 
-def load_documents(folder: str | Path, target_chars: int = 1200) -> list[Passage]:
+def load_documents(folder: str | Path, target_chars: int = DEFAULT_PASSAGE_CHARS) -> list[Passage]:
     """Every .txt/.md/.rst file under `folder` (sorted), as passages whose source is the path inside the folder."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -559,7 +650,7 @@ def load_documents(folder: str | Path, target_chars: int = 1200) -> list[Passage
     return passages
 
 
-def load_corpus(path: str | Path | None = None, target_chars: int = 1200) -> list[Passage]:
+def load_corpus(path: str | Path | None = None, target_chars: int = DEFAULT_PASSAGE_CHARS) -> list[Passage]:
     """Passages from a folder of documents, a single .md/.rst document, or a book (the default)."""
     if path is not None and Path(path).is_dir():
         return load_documents(path, target_chars)
@@ -580,7 +671,8 @@ def corpus_stats(passages: list[Passage]) -> dict:
     words = [len(p.text.split()) for p in passages]
     return {
         "sources": len({p.source for p in passages}),
-        "chapters": len({(p.source, p.chapter) for p in passages if p.chapter is not None}),
+        # a book's chapter is the id up to "-p" (ch03 and bk02-ch03 are two chapters numbered 3)
+        "chapters": len({(p.source, p.id.rpartition("-p")[0]) for p in passages if p.chapter is not None}),
         "sections": len({(p.source, p.section) for p in passages if p.section is not None}),
         "passages": len(passages),
         "words": sum(words),
@@ -591,7 +683,7 @@ def corpus_stats(passages: list[Passage]) -> dict:
     }
 
 
-def stats_for_path(path: str | Path | None = None, target_chars: int = 1200) -> dict:
+def stats_for_path(path: str | Path | None = None, target_chars: int = DEFAULT_PASSAGE_CHARS) -> dict:
     """`python -m lecture_utils corpus stats [PATH]`: corpus_stats plus the path (and, for a book, what was removed)."""
     p = Path(path) if path is not None else resolve_book_path()
     if p.is_dir() or p.suffix.lower() in (".md", ".rst"):

@@ -177,11 +177,11 @@ def test_missing_markers_keep_all_text_with_a_warning(tmp_path):
     (["CHAPTER 1. The Lamp", "CHAPTER 2. The Ledger"], ["The Lamp", "The Ledger"]),
     (["Chapter 1: Dusk", "Chapter 2 \u2014 Dawn"], ["Dusk", "Dawn"]),
     (["CHAPTER I\nTHE HARBOUR", "CHAPTER II\nTHE STORM"], ["THE HARBOUR", "THE STORM"]),
-    (["Letter 1", "Letter 2", "Chapter 1", "Chapter 2"], ["", "", "", ""]),
+    (["CHAPTER ONE", "CHAPTER TWO"], ["", ""]),
 ])
 def test_chapter_heading_styles(tmp_path, headings, titles):
     book = load_quiet(write(tmp_path, make_book(headings)))
-    assert [c.number for c in book.chapters] == list(range(1, len(headings) + 1))  # letters then chapters: one run
+    assert [c.number for c in book.chapters] == list(range(1, len(headings) + 1))
     assert [c.title for c in book.chapters] == titles
     assert [c.heading for c in book.chapters] == headings
     for i, ch in enumerate(book.chapters, 1):
@@ -200,6 +200,102 @@ def test_bare_heading_straight_above_text_and_prose_that_looks_like_a_heading(tm
     assert [c.heading for c in book.chapters] == ["CHAPTER I.", "CHAPTER II."]
     assert book.text[book.chapters[1].body_start:].startswith("Keeper2 lit lamp number 1")
     assert "Letter 3 of the harbour master was read aloud to the keepers" in book.text
+
+
+def test_wrapped_titles_keep_every_chapter_and_its_own_number(tmp_path):
+    headings = [
+        "CHAPTER 6. Of the Lamp",
+        "CHAPTER 7. Of the Long Walk to the Village, and the\nLetters Written on the Way Back.",
+        "CHAPTER 8. Wherein the keepers climb the stairs of the old\nlighthouse and find the ledger",  # sentence case
+        "CHAPTER IX.\nIN WHICH THE STORM COMES IN FROM THE SEA AND THE\nKEEPERS LIGHT EVERY LAMP ON THE COAST",
+        "CHAPTER 10 The Three Lamps of the Harbour, the Ledger,\nthe Keepers and the Last Night of\nthe Year",
+    ]
+    raw = make_book(headings).replace(chapter_body(1), chapter_body(1) + (
+        "\n\nChapter 3 of the report says that the harbour lamps\nwere lit late that winter."
+        "\n\nChapter 9. That was all the ledger said about it.\nThe keepers closed it and went to bed."))
+    book = load_quiet(write(tmp_path, raw))
+    assert [c.number for c in book.chapters] == [6, 7, 8, 9, 10]
+    assert [c.heading for c in book.chapters] == headings
+    assert [c.title for c in book.chapters] == [
+        "Of the Lamp", "Of the Long Walk to the Village, and the Letters Written on the Way Back",
+        "Wherein the keepers climb the stairs of the old lighthouse and find the ledger",
+        "IN WHICH THE STORM COMES IN FROM THE SEA AND THE KEEPERS LIGHT EVERY LAMP ON THE COAST",
+        "The Three Lamps of the Harbour, the Ledger, the Keepers and the Last Night of the Year"]
+    for i, ch in enumerate(book.chapters, 1):
+        body = book.text[ch.body_start:ch.end]
+        assert body.startswith(f"Keeper{i} lit lamp number 1") and f"Keeper{i + 1} " not in body
+    assert "the report says that the harbour lamps were lit late" in book.text  # prose stays prose
+    assert "ledger said about it. The keepers closed it" in book.text
+    passages = book_passages(book)
+    assert sorted({p.id[:4] for p in passages}) == ["ch06", "ch07", "ch08", "ch09", "ch10"]
+    assert {p.section for p in passages if p.chapter == 7} == {book.chapters[1].title}
+
+
+def test_letters_and_chapters_each_keep_their_own_numbers(tmp_path):
+    book = load_quiet(write(tmp_path, make_book(["Letter 1", "Letter 2", "Chapter 1", "Chapter 2"])))
+    assert [(c.kind, c.number) for c in book.chapters] == [("letter", 1), ("letter", 2), ("chapter", 1), ("chapter", 2)]
+    passages = book_passages(book)
+    assert [p.id for p in passages] == ["let01-p001", "let02-p001", "ch01-p001", "ch02-p001"]
+    assert [p.section for p in passages] == ["Letter 1", "Letter 2", None, None]
+    assert corpus_stats(passages)["chapters"] == 4
+
+
+def make_parts_book(parts: list[tuple[str, list[str]]], front: str = "") -> str:
+    """A book of parts: each part heading, then its chapters; chapter bodies are numbered in reading order."""
+    body, n = "", 0
+    for part, headings in parts:
+        body += f"\n\n\n{part}\n"
+        for h in headings:
+            n += 1
+            body += f"\n\n{h}\n\n\n{chapter_body(n)}\n"
+    return f"{HEADER}\n\n{front}\n{body}{FOOTER}"
+
+
+def test_books_with_parts_keep_restarting_chapters_distinct(tmp_path):
+    parts = [("BOOK I", ["CHAPTER I.", "CHAPTER II. The Ledger"]),
+             ("BOOK TWO\nTHE STORM", ["CHAPTER I.", "CHAPTER II."]),
+             ("PART III.\n\n_Wherein the lamps go out one by one, as the old keepers said they would._",
+              ["CHAPTER I."])]
+    front = "CONTENTS\n\nBOOK I\n\nCHAPTER I.\n\nCHAPTER II. The Ledger\n\nBOOK TWO\n\nCHAPTER I.\n\nCHAPTER II.\n"
+    raw = make_parts_book(parts, front).replace("BOOK I\n\n\nCHAPTER I.", "BOOK I\nCHAPTER I.")  # no blank between
+    book = load_quiet(write(tmp_path, raw))
+    assert [c.number for c in book.chapters] == [1, 2, 1, 2, 1]
+    assert [c.part for c in book.chapters] == ["Book 1", "Book 1", "Book 2", "Book 2", "Part 3"]
+    assert [c.key for c in book.chapters] == ["bk01-ch01", "bk01-ch02", "bk02-ch01", "bk02-ch02", "pt03-ch01"]
+    assert book.text.startswith("BOOK I\n\n\nCHAPTER I.\n\nKeeper1 lit lamp")  # the contents list is gone
+    for i, ch in enumerate(book.chapters, 1):
+        body = book.text[ch.body_start:ch.end]
+        assert body.startswith(f"Keeper{i} lit lamp number 1") and f"Keeper{i + 1} " not in body
+        assert "BOOK" not in body and "PART" not in body and "Wherein" not in body
+    assert "\n\n\nPART III.\n\n_Wherein the lamps go out one by one" in book.text  # kept, but in no chapter
+    passages = book_passages(book)
+    assert len({p.id for p in passages}) == len(passages)
+    assert [p.id for p in passages if p.id.endswith("p001")] == [f"{c.key}-p001" for c in book.chapters]
+    assert [p.section for p in passages if p.id.endswith("p001")] == [
+        "Book 1, Chapter 1", "Book 1, Chapter 2: The Ledger", "Book 2, Chapter 1", "Book 2, Chapter 2",
+        "Part 3, Chapter 1"]
+    assert corpus_stats(passages)["chapters"] == 5
+
+
+@pytest.mark.parametrize("headings, numbers, keys, match", [
+    (["Chapter 1", "Chapter 2", "Chapter 4"], [1, 2, 4], ["ch01", "ch02", "ch04"], r"chapter 2 then 4\b"),
+    (["CHAPTER I.", "CHAPTER II.", "CHAPTER II.", "CHAPTER III."], [1, 2, 2, 3], ["ch01", "ch02", "ch02b", "ch03"],
+     r"chapter 2 then 2\b"),
+])
+def test_skipped_or_repeated_numbers_warn_and_keep_every_chapter(tmp_path, headings, numbers, keys, match):
+    with pytest.warns(CorpusWarning, match=match):
+        book = load_book(write(tmp_path, make_book(headings)))
+    assert [c.number for c in book.chapters] == numbers and [c.key for c in book.chapters] == keys
+    passages = book_passages(book)
+    assert len({p.id for p in passages}) == len(passages) and corpus_stats(passages)["chapters"] == len(headings)
+
+
+def test_a_skip_inside_a_part_warns_and_names_the_part(tmp_path):
+    raw = make_parts_book([("BOOK I", ["CHAPTER I.", "CHAPTER II."]), ("BOOK II", ["CHAPTER I.", "CHAPTER III."])])
+    with pytest.warns(CorpusWarning, match=r"chapter 1 then 3 in book 2\b") as caught:
+        book = load_book(write(tmp_path, raw))
+    assert len(caught) == 1  # restarting at 1 in a new part is normal
+    assert [c.key for c in book.chapters] == ["bk01-ch01", "bk01-ch02", "bk02-ch01", "bk02-ch03"]
 
 
 def test_no_chapter_headings_is_one_chapter_with_a_warning(tmp_path):
