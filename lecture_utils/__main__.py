@@ -5,7 +5,7 @@
     python -m lecture_utils teacher check             one real round trip to the configured teacher
     python -m lecture_utils teacher serve [--model M] run the embedded teacher in the foreground
     python -m lecture_utils teacher install NAME      download and verify an offline model
-    python -m lecture_utils run-course --teacher replay|local|openai|endpoint --out DIR
+    python -m lecture_utils run-course --teacher replay|classroom|local|openai|endpoint --out DIR
     python -m lecture_utils factory ...               Stage 5 at scale (see --help)
     python -m lecture_utils grade SUBMISSIONS --out report.csv
     python -m lecture_utils slides [--out FILE]
@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from .course import TEACHERS
+from .teacher import MODES
 
 
 def _corpus(args: argparse.Namespace) -> int:
@@ -71,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("teacher", help="check, serve or install the teacher model")
     t.add_argument("action", choices=["check", "serve", "install"])
     t.add_argument("name", nargs="?", help="model to install: qwen2.5-coder-1.5b or smollm2-135m")
-    t.add_argument("--mode", choices=["local", "openai", "endpoint", "replay"], help="default: from the environment")
+    t.add_argument("--mode", choices=MODES, help="default: from the environment")
     t.add_argument("--model", help="serve: a model name or a .gguf path")
     t.add_argument("--port", type=int, default=8080)
     t.add_argument("--host", default="127.0.0.1")
     t.set_defaults(func=_teacher)
 
     r = sub.add_parser("run-course", help="execute notebooks 1-5 headless with papermill")
-    r.add_argument("--teacher", default="replay", choices=["replay", "local", "openai", "endpoint"])
+    r.add_argument("--teacher", default="replay", choices=TEACHERS)
     r.add_argument("--out", default="runs/course")
     r.add_argument("--parameters", help='extra notebook parameters as JSON, e.g. \'{"N_PER_RUN": 5}\'')
     r.set_defaults(func=_run_course)

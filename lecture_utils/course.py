@@ -18,6 +18,8 @@ NOTEBOOKS = (
 
 
 DEMO_DECISIONS = REPO / "data" / "demo_decisions.jsonl"
+TEACHERS = ("replay", "classroom", "local", "openai", "endpoint")  # what run-course --teacher takes
+REPLAYS = ("replay", "classroom")  # teachers that answer the kit's own prompts from data/replay_cache.jsonl
 
 
 def replay_environment() -> dict[str, str]:
@@ -61,7 +63,12 @@ def _parameter_names(nb_path: Path) -> set[str]:
 
 def run_course(teacher: str = "replay", out_dir: str | Path = "runs/course", notebooks_dir: str | Path | None = None,
                parameters: dict | None = None, timeout: int = 1800) -> CourseResult:
-    """Execute notebooks 1-5 into out_dir; the run's data goes to out_dir/run. Stops at the first failing notebook."""
+    """Execute notebooks 1-5 into out_dir; the run's data goes to out_dir/run. Stops at the first failing notebook.
+
+    `teacher` is one of TEACHERS: "classroom" replays like "replay" and sends unrecorded prompts to a live teacher.
+    """
+    if teacher not in TEACHERS:
+        raise CourseError(f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}.")
     import papermill as pm
 
     notebooks_dir = Path(notebooks_dir or REPO / "notebooks")
@@ -70,7 +77,7 @@ def run_course(teacher: str = "replay", out_dir: str | Path = "runs/course", not
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {"TEACHER": teacher, "RUN_DIR": str(run_dir), **(parameters or {})}
     if "DECISIONS_FILE" not in params:  # Stage 4 has nobody to click: replay uses the shipped decisions, live runs the judge
-        params["DECISIONS_FILE"] = str(DEMO_DECISIONS) if teacher == "replay" else "judge"
+        params["DECISIONS_FILE"] = str(DEMO_DECISIONS) if teacher in REPLAYS else "judge"
     result = CourseResult(out_dir)
     for name in NOTEBOOKS:
         src = notebooks_dir / name

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .retrieval import tokenize  # highlight the same words BM25 matched on
+from .decisions import decisions_that_count
 from .records import CHECKLIST, STATUSES, Decision, Passage, QAPair, append_jsonl, iter_jsonl, read_jsonl
 
 GOLDEN_RULE = (
@@ -138,20 +139,15 @@ class CurationState:
     def _load(self) -> None:
         if not self.decisions_path.exists():
             return
-        for n, decision in enumerate(iter_jsonl(self.decisions_path, Decision), 1):
+        decisions = list(iter_jsonl(self.decisions_path, Decision))
+        for n, decision in enumerate(decisions, 1):
             if decision.status not in STATUSES:
                 raise CurationError(
                     f"{self.decisions_path} record {n}: status {decision.status!r} is not one of "
                     f"{', '.join(STATUSES)}; fix or delete that line."
                 )
-            pair = self.pair(decision.pair_id)
-            if pair is None:
-                self.orphans += 1
-            elif decision.original_answer != pair.answer:
-                self.stale += 1
-                self.latest.pop(pair.id, None)  # a later, stale decision must not revive an older one
-            else:
-                self.latest[pair.id] = decision
+        counted = decisions_that_count(self.pairs, decisions)  # the one rule, shared with export and grading
+        self.latest, self.stale, self.orphans = counted.latest, counted.stale, counted.orphans
 
     # --- looking things up ---------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .decisions import decisions_that_count
 from .records import Decision, QAPair
 
 FORMATS = ("alpaca", "sharegpt", "openai")
@@ -37,30 +38,11 @@ class ExportError(ValueError):
 # --- which pairs go in ------------------------------------------------------------------------------------------
 
 
-def _latest_decisions(pairs: Sequence[QAPair], decisions: Iterable[Decision | dict]) -> tuple[dict[str, Decision], int]:
-    """The decision that counts per pair (the curation panel's rule: the latest one made on the answer as it
-    is now; a decision on an older answer is stale and voids the ones before it), and how many were stale."""
-    by_id = {p.id: p for p in pairs}
-    latest: dict[str, Decision] = {}
-    stale = 0
-    for d in decisions:
-        d = d if isinstance(d, Decision) else Decision(**{k: v for k, v in d.items() if k in Decision.__dataclass_fields__})
-        pair = by_id.get(d.pair_id)
-        if pair is None:
-            continue
-        if d.original_answer != pair.answer:
-            stale += 1
-            latest.pop(d.pair_id, None)
-        else:
-            latest[d.pair_id] = d
-    return latest, stale
-
-
 def curated_pairs(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict]) -> list[QAPair]:
     """Accepted pairs as they are and fixed pairs with their edited answer, in pair order (copies).
     Discarded and unreviewed pairs are left out."""
     pairs = list(pairs)
-    latest, _ = _latest_decisions(pairs, decisions)
+    latest = decisions_that_count(pairs, decisions).latest
     out = []
     for p in pairs:
         d = latest.get(p.id)
@@ -81,7 +63,8 @@ def curated_pairs(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict])
 def curation_counts(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict]) -> dict[str, int]:
     """Pairs per final status (accept, fix, discard, unreviewed) and stale decisions, for the dataset card."""
     pairs = list(pairs)
-    latest, stale = _latest_decisions(pairs, decisions)
+    counted = decisions_that_count(pairs, decisions)
+    latest, stale = counted.latest, counted.stale
     counts = Counter(latest[p.id].status if p.id in latest else "unreviewed" for p in pairs)
     return {"pairs": len(pairs), **{s: counts.get(s, 0) for s in ("accept", "fix", "discard", "unreviewed")},
             "stale decisions": stale}

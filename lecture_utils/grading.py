@@ -1,5 +1,10 @@
 """Headless grading: run every student's notebooks with papermill and report one row per student.
 
+A student who hands in executed notebooks and their run files (passages.jsonl ... dataset.jsonl) is graded on
+that work; the grader's own re-run then only checks that it reproduces. Otherwise the re-run is the work graded.
+The re-run uses TEACHER=classroom by default: the kit's recorded replies, and a live teacher only for prompts the
+student changed (a student who needs one when none is set up is reported as "needs a live teacher").
+
 Each notebook runs in its own process group with a time limit, so a student's infinite loop is killed
 (kernel included) and never holds up the others. Submissions are scanned for pasted API keys before
 anything runs; a notebook with a secret is never executed and the secret never reaches the report.
@@ -8,9 +13,6 @@ anything runs; a notebook with a secret is never executed and the secret never r
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
 import json
 import os
 import queue
@@ -23,7 +25,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,14 @@ import nbformat
 import pandas as pd
 
 from .course import NOTEBOOKS
-from .records import iter_jsonl
+from .grading_report import (STAGE_FILES, changed_prompts, decisions_file, outputs_text, own_run_dir, reproduced,
+                             run_dir_metrics, write_html)
+from .teacher import CLASSROOM_LIVE, NEEDS_LIVE
 
-TEACHERS = ("replay", "local", "openai", "endpoint")
-STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
+TEACHERS = ("classroom", "replay", "local", "openai", "endpoint")
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_LIMIT = 120  # seconds for the per-student process to import papermill
-SIMILARITY_SAMPLE = 200  # pairwise similarity is quadratic: compare at most this many instructions
+NEEDS_TEACHER = "needs a live teacher"  # the status of a run that failed only for want of a live teacher
 
 # Key-like strings. The second pattern catches `api_key = "..."` style assignments of a long literal.
 SECRET_PATTERNS = (
@@ -308,76 +310,46 @@ def _finish(run: NotebookRun, out_path: Path, code: int, log: Path) -> None:
         run.kind, run.error = "crash", _last_line(log)
 
 
-def _read_records(path: Path) -> list[dict] | None:
-    try:
-        return list(iter_jsonl(path)) if path.exists() else None
-    except (ValueError, OSError):
-        return None
+def _own_outcome(path: Path) -> NotebookRun:
+    """What a student's own executed notebook shows: the first error in its outputs, and its check cell."""
+    run = NotebookRun(path.name)
+    _read_outcome(run, path)
+    if run.error:
+        run.kind = run.kind or "error"
+    elif run.check != "pass":
+        run.kind = "check_failed"
+    else:
+        run.ok = True
+    return run
 
 
-def _leading_verb(text: str) -> str:
-    try:
-        from .taxonomy import leading_verb
-    except ImportError:
-        words = re.findall(r"[A-Za-z']+", text)
-        return words[0].lower() if words else ""
-    return leading_verb(text)
-
-
-def run_dir_metrics(run_dir: Path) -> dict[str, Any]:
-    """Counts at each stage, share accepted in curation, diversity and grounding, read from the run dir."""
-    data = {name: _read_records(run_dir / f"{name}.jsonl") for name in STAGE_FILES}
-    m: dict[str, Any] = {}
-    latest: dict[str, dict] = {}
-    for d in data["decisions"] or []:
-        latest[d.get("pair_id", "")] = d  # decisions are appended; the last one for a pair is the one that counts
-    for name in STAGE_FILES:
-        records = latest if name == "decisions" and data[name] is not None else data[name]
-        m[f"n_{name}"] = len(records) if records is not None else None
-    if latest:
-        kept = sum(d.get("status") in ("accept", "fix") for d in latest.values())
-        m["accepted_share"] = round(kept / len(latest), 3)
-    instructions = [r.get("instruction", "") for r in data["instructions"] or []]
-    if instructions:
-        m["distinct_verbs"] = len({v for v in map(_leading_verb, instructions) if v})
-        m["mean_similarity"] = _mean_similarity(instructions)
-    pairs = [p for p in data["qa_pairs"] or [] if not p.get("not_in_text")]
-    if pairs:
-        known = {p.get("id") for p in data["passages"] or []}
-        grounded = 0
-        for p in pairs:
-            cited = set(p.get("cited") or [])
-            retrieved = {r.get("id") if isinstance(r, dict) else r for r in p.get("retrieved") or []}
-            grounded += bool(cited) and cited <= retrieved and cited <= known
-        m["grounding_rate"] = round(grounded / len(pairs), 3)
-    return m
-
-
-def _mean_similarity(texts: list[str]) -> float | None:
-    try:
-        from .dedup import rouge_l
-    except ImportError:
-        return None
-    sample = texts[:: max(1, len(texts) // SIMILARITY_SAMPLE)][:SIMILARITY_SAMPLE]
-    scores = [rouge_l(a, b) for i, a in enumerate(sample) for b in sample[i + 1:]]
-    return round(sum(scores) / len(scores), 3) if scores else None
-
-
-def _decisions_file(sub: Submission) -> Path | None:
-    """The Stage 4 decisions a student handed in beside their notebooks (decisions.jsonl or .csv), if any."""
-    for name in ("decisions.jsonl", "decisions.csv"):
-        found = sorted(sub.folder.rglob(name)) if sub.folder else []
-        if found:
-            return found[0]
-    return None
+def _outcome(runs: list[NotebookRun], executed: Path | None = None) -> tuple[str, str, NotebookRun | None]:
+    """(status, one-line problem, the notebook at fault) of a list of notebook runs. With the re-run's folder, an
+    error that came from a prompt no live teacher could answer is NEEDS_TEACHER, not a bug of the student's."""
+    failed = next((r for r in runs if not r.ok), None)
+    if failed is None:
+        bad = next((r for r in runs if r.check != "pass"), None)
+        return ("check_failed", f"check cell of {bad.name}: {bad.check}", None) if bad else ("ok", "", None)
+    where = f" cell {failed.cell}" if failed.cell else ""
+    if executed is not None and failed.kind in ("error", "check_failed"):
+        text = outputs_text(executed / failed.name)
+        if NEEDS_LIVE in text:
+            said = text[text.index(NEEDS_LIVE) + len(NEEDS_LIVE):].splitlines()[0]
+            return NEEDS_TEACHER, f"{NEEDS_TEACHER} in {failed.name}{where}: {said.strip()}", failed
+    return failed.kind, f"{failed.kind.replace('_', ' ')} in {failed.name}{where}: {failed.error}", failed
 
 
 def _short(name: str) -> str:
     return name[:2] if name[:2].isdigit() else Path(name).stem
 
 
+def _checks(runs: list[NotebookRun]) -> dict[str, Any]:
+    return {f"check_{_short(r.name)}": r.check_data for r in runs}
+
+
 def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, params: dict[str, Any]) -> dict:
-    """Scan, then run one student's notebooks in order into a fresh run dir; return the report row."""
+    """Scan, then run one student's notebooks in order into a fresh run dir; return the report row. When the student
+    handed in executed notebooks and their run files, those are graded and the run only checks they reproduce."""
     start = time.monotonic()
     if work.exists():
         shutil.rmtree(work)
@@ -392,12 +364,15 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
     if "DECISIONS_FILE" not in params:
         # A fresh run has none of the student's clicks: replay their decisions file if they handed one in,
         # else let Stage 4 take its judge's suggestions so the later stages still have a curated set.
-        mine = _decisions_file(sub)
+        mine = decisions_file(sub.folder)
         params["DECISIONS_FILE"] = str(mine.resolve()) if mine else "judge"
         row["decisions_from"] = mine.name if mine else "judge"
     if not sub.notebooks:
         row.update(status="empty", reason="no notebooks found in the student's folder")
         return row
+    own_dir = own_run_dir(sub.folder, sub.notebooks)
+    row["graded_from"] = "submission" if own_dir else "re-run"
+    row["prompts_changed"] = " ".join(changed_prompts(sub.notebooks))
     scans = [scan_notebook(p) for p in sub.notebooks]
     secrets = [msg for _, kind, msg in scans if kind == "secret"]
     problems: list[str] = list(secrets)
@@ -413,36 +388,57 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
             break
         runnable.append(path)
     runs = run_notebooks(runnable, executed, cwd, all_params, timeout) if runnable else []
-    failed = next((r for r in runs if not r.ok), None)
-    if failed:
-        status = status if status == "secret" else failed.kind
-        where = f" cell {failed.cell}" if failed.cell else ""
-        problems.insert(len(secrets), f"{failed.kind.replace('_', ' ')} in {failed.name}{where}: {failed.error}")
+    row["live_teacher"] = " ".join(_short(r.name) for r in runs if CLASSROOM_LIVE in outputs_text(executed / r.name))
+    rerun_metrics = run_dir_metrics(run_dir)
+    rerun_status, rerun_problem, rerun_failed = _outcome(runs, executed)
+    problem, failed = "", None
+    if own_dir and status == "ok":  # the student's own work is graded; the re-run only checks that it reproduces
+        graded = [_own_outcome(p) for p in sub.notebooks]
+        own_metrics = run_dir_metrics(own_dir)
+        row.update(own_metrics)
+        row["reproduced"] = reproduced(rerun_status, rerun_problem, {**own_metrics, **_checks(graded)},
+                                        {**rerun_metrics, **_checks(runs)})
+        status, problem, failed = _outcome(graded)
+    else:
+        graded = runs
+        row.update(rerun_metrics)
+        if rerun_failed is not None or status == "ok":  # a failing notebook outranks a scan problem, not a secret
+            status = status if status == "secret" else rerun_status
+            problem, failed = rerun_problem, rerun_failed
+    if status == NEEDS_TEACHER and row["prompts_changed"]:
+        where, _, said = problem.partition(": ")
+        problem = f"{where} (prompts changed: {row['prompts_changed']}): {said}"
+    if problem:
+        problems.insert(len(secrets), problem)
+    if failed is not None:
         row.update(failed_notebook=failed.name, failed_cell=failed.cell, error=failed.error)
-    if status == "ok" and any(r.check != "pass" for r in runs):
-        bad = next(r for r in runs if r.check != "pass")
-        status = "check_failed"
-        problems.append(f"check cell of {bad.name}: {bad.check}")
+    if status == "ok" and NOTEBOOKS[3] in {p.name for p in sub.notebooks} and not row.get("reviewed_by_person"):
+        status = "not reviewed"
+        problems.append("no Stage 4 decision was made by a person (the LLM judge's do not count): review the pairs "
+                        "in the curation panel and hand in decisions.jsonl")
     row["status"], row["reason"] = status, one_line("; ".join(problems), 400)
     row["notebooks_ran"] = " ".join(_short(r.name) for r in runs if r.ok)
-    row.update(run_dir_metrics(run_dir))
     for path in sub.notebooks:
-        done = next((r for r in runs if r.name == path.name), None)
+        done = next((r for r in graded if r.name == path.name), None)
         row[f"check_{_short(path.name)}"] = done.check if done else "not run"
-    row["check_data"] = json.dumps({_short(r.name): r.check_data for r in runs if r.check_data}, sort_keys=True)
+    row["check_data"] = json.dumps({_short(r.name): r.check_data for r in graded if r.check_data}, sort_keys=True)
     row["seconds"] = round(time.monotonic() - start, 1)
     return row
 
 
-COLUMNS = ["student", "status", "reason", "notebooks_found", "notebooks_ran", "failed_notebook", "failed_cell",
-           "error", *[f"n_{s}" for s in STAGE_FILES], "accepted_share", "distinct_verbs", "mean_similarity",
-           "grounding_rate", *[f"check_{n[:2]}" for n in NOTEBOOKS], "decisions_from", "check_data", "seconds"]
+COLUMNS = ["student", "status", "reason", "graded_from", "reproduced", "notebooks_found", "notebooks_ran",
+           "failed_notebook", "failed_cell", "error", "reviewed_by_person", "accept", "fix", "discard",
+           "judge_decided", "prompts_changed", "live_teacher", *[f"n_{s}" for s in STAGE_FILES], "accepted_share",
+           "distinct_verbs", "mean_similarity", "grounding_rate", *[f"check_{n[:2]}" for n in NOTEBOOKS],
+           "decisions_from", "stale_decisions", "check_data", "seconds"]
+COUNTS = ["failed_cell", "distinct_verbs", "reviewed_by_person", "accept", "fix", "discard", "judge_decided",
+          "stale_decisions", *[f"n_{s}" for s in STAGE_FILES]]
 
 
 def grade(
     submissions_dir: str | Path,
     out_csv: str | Path,
-    teacher: str = "replay",
+    teacher: str = "classroom",
     timeout: float = 600,
     jobs: int = 2,
     params: dict[str, Any] | None = None,
@@ -461,91 +457,11 @@ def grade(
     df = pd.DataFrame(rows)
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df.reindex(columns=COLUMNS + extra)
-    for col in ["failed_cell", "distinct_verbs", *[f"n_{s}" for s in STAGE_FILES]]:
+    for col in COUNTS:
         df[col] = df[col].astype("Int64")  # whole numbers, blank where unknown
     df.to_csv(out_csv, index=False)
     write_html(df, out_csv.with_name("report.html"), teacher=teacher)
     return df
-
-
-# HTML summary -------------------------------------------------------------------------------------------------------
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _plots(df: pd.DataFrame) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figures = []
-    counts = df.set_index("student")[[f"n_{s}" for s in STAGE_FILES]].astype(float).fillna(0)
-    fig, ax = plt.subplots(figsize=(6, 1.5 + 0.45 * len(df)))
-    counts.rename(columns=lambda c: c[2:]).plot.barh(ax=ax, width=0.8)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.set_title("Records at each stage, per student")
-    ax.set_xlabel("records in the run directory")
-    ax.set_ylabel("")
-    ax.invert_yaxis()
-    figures.append(("Stage counts", _png(fig)))
-    plt.close(fig)
-
-    rates = df.set_index("student")[["accepted_share", "grounding_rate"]].astype(float)
-    fig, ax = plt.subplots(figsize=(6, 1.5 + 0.45 * len(df)))
-    rates.fillna(0).rename(columns={"accepted_share": "accepted in curation",
-                                    "grounding_rate": "citations check out"}).plot.barh(ax=ax, width=0.8)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.set_xlim(0, 1)
-    ax.set_title("Curation and grounding, per student (share of pairs)")
-    ax.set_xlabel("share")
-    ax.set_ylabel("")
-    ax.invert_yaxis()
-    figures.append(("Curation and grounding", _png(fig)))
-    plt.close(fig)
-    return figures
-
-
-def write_html(df: pd.DataFrame, path: str | Path, teacher: str = "") -> Path:
-    """A one-file summary (inline CSS and base64 plots) that opens offline."""
-    path = Path(path)
-    ok = int((df["status"] == "ok").sum())
-    plots = "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"></figure>'
-                    for t, src in _plots(df))
-    shown = [c for c in df.columns if c != "check_data"]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
-    body = "".join(
-        f'<tr class="{html.escape(str(r["status"]))}">'
-        + "".join(f"<td>{'' if pd.isna(r[c]) else html.escape(str(r[c]))}</td>" for c in shown)
-        + "</tr>"
-        for _, r in df.iterrows()
-    )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Grading report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 13px; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: left; vertical-align: top; }}
-th {{ background: #f2f2f2; }}
-tr.ok td:nth-child(2) {{ color: #1a7f37; font-weight: bold; }}
-tr:not(.ok) td:nth-child(2) {{ color: #b42318; font-weight: bold; }}
-figure {{ display: inline-block; margin: 0 1.5em 1em 0; vertical-align: top; }}
-img {{ max-width: 600px; }}
-.wide {{ overflow-x: auto; }}
-</style></head><body>
-<h1>Grading report</h1>
-<p>{len(df)} submissions, {ok} ran cleanly; teacher: {html.escape(teacher)};
-generated {datetime.now().strftime("%Y-%m-%d %H:%M")}.</p>
-{plots}
-<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
-</body></html>
-"""
-    path.write_text(page, encoding="utf-8")
-    return path
 
 
 # Command line -------------------------------------------------------------------------------------------------------
@@ -556,7 +472,10 @@ def grade_main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lecture_utils grade", description=grade_main.__doc__)
     ap.add_argument("submissions_dir", help="one folder (or one .ipynb) per student")
     ap.add_argument("--out", default="report.csv", help="CSV path; report.html is written beside it")
-    ap.add_argument("--teacher", default="replay", choices=TEACHERS)
+    ap.add_argument("--teacher", default="classroom", choices=TEACHERS,
+                    help="classroom (default): the recorded replies, and a live teacher (TEACHER_BASE_URL, else "
+                         "OPENAI_API_KEY, else the embedded model) only for prompts a student changed; replay: "
+                         "recorded replies only; local, openai, endpoint: always the live teacher")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook")
     ap.add_argument("--jobs", type=int, default=2, help="students graded in parallel")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -577,7 +496,7 @@ def grade_main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for _, r in df.iterrows():
-        print(f"{r['student']:<20} {r['status']:<13} {r['reason'] if isinstance(r['reason'], str) else ''}")
+        print(f"{r['student']:<20} {r['status']:<20} {r['reason'] if isinstance(r['reason'], str) else ''}")
     print(f"wrote {args.out} and {Path(args.out).with_name('report.html')}")
     return 0
 

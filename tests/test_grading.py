@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pandas as pd
 import psutil
 import pytest
 
+from lecture_utils.decisions import decisions_that_count, is_judge
 from lecture_utils.grading import NOTEBOOKS, GradeError, grade, grade_main, scan_notebook
-from lecture_utils.records import Decision, read_jsonl, write_jsonl
+from lecture_utils.grading_report import changed_prompts
+from lecture_utils.records import Decision, QAPair, read_jsonl, write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures_grading"
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +53,9 @@ def test_good_broken_and_looping_submissions_get_three_correct_rows(tmp_path):
     assert all(good[f"check_{n[:2]}"] == "pass" for n in NOTEBOOKS)
     assert json.loads(good["check_data"])["05"] == {"stage": 5, "dataset": 2}
     assert good["decisions_from"] == "judge"  # nothing handed in: Stage 4 is told to take its judge's suggestions
+    assert good["graded_from"] == "re-run" and pd.isna(good["reproduced"])  # no executed notebooks handed in
+    assert (good["reviewed_by_person"], good["accept"], good["fix"], good["discard"], good["judge_decided"]) == (4, 1, 1, 2, 0)
+    assert good["prompts_changed"] == "" and good["live_teacher"] == ""
     if not pd.isna(good["mean_similarity"]):
         assert 0 < good["mean_similarity"] < 1
 
@@ -184,22 +190,218 @@ def test_bad_arguments_get_one_line_errors(tmp_path):
         grade(tmp_path, tmp_path / "r.csv", teacher="gpt")
 
 
-@pytest.mark.slow
-def test_the_kits_own_notebooks_grade_clean_with_the_replay_teacher(tmp_path, monkeypatch):
+
+
+# --- which decisions count, and which were a person's -----------------------------------------------------------
+
+def test_one_rule_decides_which_decisions_count_and_the_judge_is_never_a_person():
+    pairs = [QAPair(id=f"q{i}", instruction_id=f"i{i}", instruction="Ask?", category="c", answer=f"answer {i}")
+             for i in (1, 2, 3)]
+    made = [
+        Decision("q1", "accept", original_answer="answer 1", reviewer="alice"),
+        Decision("q1", "discard", reason="off topic", original_answer="answer 1", reviewer="alice"),  # the last counts
+        Decision("q2", "accept", original_answer="answer 2", reviewer="alice"),
+        Decision("q2", "fix", edited_answer="x", original_answer="an older answer", reviewer="alice"),  # stale: voids q2
+        {"pair_id": "q3", "status": "accept", "reviewer": "llm-judge (headless)"},  # a dict, no original_answer
+        {"pair_id": "q9", "status": "accept"},  # not one of the pairs
+        {"no": "pair id"},
+    ]
+    counted = decisions_that_count(pairs, made)
+    assert {pid: d.status for pid, d in counted.latest.items()} == {"q1": "discard", "q3": "accept"}
+    assert (counted.stale, counted.orphans) == (1, 2)
+    assert list(counted.by_person()) == ["q1"]
+    assert counted.counts(people_only=True) == {"accept": 0, "fix": 0, "discard": 1}
+    assert counted.counts() == {"accept": 1, "fix": 0, "discard": 1}
+    assert [is_judge(r) for r in ("llm-judge (headless)", "judge:gpt-4o-mini", "Judge", "", "alice",
+                                  "file:demo_decisions.jsonl", "judgement")] == [True, True, True] + [False] * 4
+
+
+# --- prompts changed from the kit's -------------------------------------------------------------------------------
+
+def edit_stage2_prompt(notebook: Path) -> str:
+    """Change the prompt that the Stage 2 prompt cell assigns, as a student would; return its name."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        names = re.findall(r"^([A-Z_]*PROMPT[A-Z_]*)\s*=", cell.source, re.M) if cell.cell_type == "code" else []
+        if names and "parameters" not in cell.metadata.get("tags", []):
+            cell.source += f'\n{names[0]} = {names[0]} + "\\nAsk about Mr Collins and his garden, too."'
+            nbformat.write(nb, notebook)
+            return names[0]
+    raise AssertionError(f"{notebook.name} has no cell that assigns a ..._PROMPT")
+
+
+def kit_copy(dest: Path) -> Path:
     real = REPO / "notebooks"
     if not all((real / n).exists() for n in NOTEBOOKS):
         pytest.skip("notebooks/ does not hold the five stage notebooks yet")
+    shutil.copytree(real, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return dest
+
+
+def test_changed_prompts_are_named_and_layout_does_not_count(tmp_path):
+    kit = kit_copy(tmp_path / "kit")
+    paths = [kit / n for n in NOTEBOOKS]
+    assert changed_prompts(paths) == []
+    nb = nbformat.read(paths[2], as_version=4)
+    for cell in nb.cells:  # re-spacing code changes nothing that is sent
+        if cell.cell_type == "code":
+            cell.source = cell.source.replace(" = ", "  =  ") + "\n\n# my notes"
+    nbformat.write(nb, paths[2])
+    assert changed_prompts(paths) == []
+    name = edit_stage2_prompt(paths[1])
+    assert changed_prompts(paths) == [f"02:{name}"]
+
+
+# --- the classroom teacher: a live teacher only for what was not recorded -------------------------------------------
+
+def asking_notebook(path: Path) -> None:
+    """A one-stage submission whose prompt is not in the replay cache (the student wrote it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('TEACHER = None\nRUN_DIR = "../runs/demo"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from lecture_utils.teacher import connect\n"
+                                  "teacher = connect(TEACHER)\n"
+                                  'MY_PROMPT = "Which sister of Elizabeth plays the pianoforte? (a student asks)"\n'
+                                  "print(teacher.chat(MY_PROMPT, max_tokens=20, seed=1).text)"),
+        nbformat.v4.new_code_cell('import json\nprint("CHECK " + json.dumps({"live": teacher.live_calls}))',
+                                  metadata={"tags": ["check"]}),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                 "language_info": {"name": "python"}}), path)
+
+
+def test_an_unrecorded_prompt_goes_to_the_live_teacher_or_needs_one(tmp_path, monkeypatch, fake_openai):
     if not (REPO / "data" / "replay_cache.jsonl").exists():
-        pytest.skip("no data/replay_cache.jsonl: the replay teacher has nothing to replay")
+        pytest.skip("no data/replay_cache.jsonl")
+    subs = tmp_path / "subs"
+    asking_notebook(subs / "mary" / NOTEBOOKS[0])
+    monkeypatch.setenv("TEACHER_MODELS_DIR", str(tmp_path / "no-models"))  # never the embedded model of this machine
+    monkeypatch.setenv("TEACHER_BASE_URL", fake_openai.base_url)
+    row = grade(subs, tmp_path / "with" / "report.csv", timeout=TIMEOUT, jobs=1).iloc[0]
+    assert row["status"] == "ok", row["reason"]
+    assert row["live_teacher"] == "01" and row["prompts_changed"] == "01:MY_PROMPT"
+    assert json.loads(row["check_data"]) == {"01": {"live": 1}}
+    assert "pianoforte" in fake_openai.chat_requests[0].body["messages"][-1]["content"]
+
+    monkeypatch.delenv("TEACHER_BASE_URL")  # no URL, no key, no embedded model: nobody to ask
+    out = tmp_path / "without" / "report.csv"
+    row = grade(subs, out, timeout=TIMEOUT, jobs=1).iloc[0]
+    assert row["status"] == "needs a live teacher"
+    assert row["reason"].startswith("needs a live teacher in 01_gather_knowledge.ipynb cell 2 "
+                                    "(prompts changed: 01:MY_PROMPT): the prompt \"Which sister")
+    assert "teacher install" in row["reason"]
+    assert row["error"].startswith("TeacherError: needs a live teacher:")
+    assert "needs a live teacher" in (out.parent / "report.html").read_text()
+
+
+# --- the student's own work ---------------------------------------------------------------------------------------
+
+def test_handed_in_work_is_graded_and_the_rerun_only_checks_it(tmp_path):
+    first = tmp_path / "first"
+    shutil.copytree(FIXTURES / "class" / "good", first / "subs" / "good")
+    grade(first / "subs", first / "report.csv", timeout=TIMEOUT, jobs=1)
+    done = first / "report_runs" / "good"  # what a student who ran everything in Jupyter would hand in
+
+    subs = tmp_path / "subs"
+    for name in ("own", "tampered", "judged", "failed_at_home"):
+        shutil.copytree(done / "executed", subs / name, ignore=shutil.ignore_patterns("*.log"))
+        shutil.copytree(done / "run", subs / name / "runs" / "demo")
+    with (subs / "tampered" / "runs" / "demo" / "passages.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "ch09-p001", "text": "A passage the notebooks never wrote."}) + "\n")
+    judged = subs / "judged" / "runs" / "demo" / "decisions.jsonl"
+    write_jsonl(judged, [{**d, "reviewer": "llm-judge (headless)"} for d in read_jsonl(judged)])
+    nb = nbformat.read(subs / "failed_at_home" / NOTEBOOKS[2], as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("tags")]
+    code[0].outputs.append(nbformat.v4.new_output("error", ename="KeyError", evalue="'ch01-p009'", traceback=[]))
+    nbformat.write(nb, subs / "failed_at_home" / NOTEBOOKS[2])
+
+    rows = grade(subs, tmp_path / "report.csv", timeout=TIMEOUT, jobs=2).set_index("student")
+    assert set(rows["graded_from"]) == {"submission"}
+
+    own = rows.loc["own"]
+    assert own["status"] == "ok" and own["reproduced"] == "yes", own["reason"]
+    assert own["n_passages"] == 3 and own["n_dataset"] == 2 and own["decisions_from"] == "decisions.jsonl"
+    assert (own["reviewed_by_person"], own["accept"], own["fix"], own["discard"]) == (4, 1, 1, 2)
+
+    tampered = rows.loc["tampered"]  # graded on what was handed in; the re-run says it does not reproduce
+    assert tampered["status"] == "ok" and tampered["n_passages"] == 4
+    assert tampered["reproduced"] == "no: n_passages 4 handed in, 3 on re-run"
+
+    judged = rows.loc["judged"]
+    assert judged["status"] == "not reviewed" and judged["reproduced"] == "yes"
+    assert (judged["reviewed_by_person"], judged["judge_decided"]) == (0, 4)
+    assert "no Stage 4 decision was made by a person" in judged["reason"]
+
+    failed = rows.loc["failed_at_home"]  # the error in the student's own outputs counts, though the re-run passed
+    assert failed["status"] == "error" and failed["reproduced"] == "yes"
+    assert (failed["failed_notebook"], failed["failed_cell"], failed["error"]) == (NOTEBOOKS[2], 3, "KeyError: 'ch01-p009'")
+
+
+# --- a class on the kit's own notebooks (slow) ----------------------------------------------------------------------
+
+LOOP_TIMEOUT = 90  # seconds per notebook: a kit notebook takes 7-15 s alone, under 30 s with three students on 2 cores
+
+
+def insert_cell(notebook: Path, source: str) -> int:
+    """Put a code cell right after the parameters cell; return its 1-based position."""
+    nb = nbformat.read(notebook, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
+    nbformat.write(nb, notebook)
+    return at + 1
+
+
+@pytest.mark.slow
+def test_a_class_of_five_on_the_kits_notebooks_without_key_or_model_server(tmp_path, monkeypatch):
+    if not (REPO / "data" / "replay_cache.jsonl").exists():
+        pytest.skip("no data/replay_cache.jsonl: the classroom teacher has nothing to replay")
     book = next((p for p in (REPO / "data" / "pg1342.txt", REPO.parent / "shared" / "data" / "pg1342.txt")
                  if p.exists()), None)
     if book is None:
         pytest.skip("no copy of pg1342.txt in data/ or ../shared/data/")
     monkeypatch.setenv("BOOK_PATH", str(book))
-    shutil.copytree(real, tmp_path / "subs" / "kit", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    df = grade(tmp_path / "subs", tmp_path / "report.csv", teacher="replay", timeout=600, jobs=1)
-    row = df.iloc[0]
-    assert row["status"] == "ok", row["reason"]
-    assert row["notebooks_ran"] == "01 02 03 04 05"
-    assert row["n_passages"] > 0 and row["n_instructions"] > 0 and row["n_qa_pairs"] > 0
-    assert 0 <= row["grounding_rate"] <= 1
+    monkeypatch.setenv("TEACHER_MODELS_DIR", str(tmp_path / "no-models"))  # no key, no URL (conftest), no model
+    subs = tmp_path / "subs"
+    review = [{**d, "reviewer": "alice"} for d in read_jsonl(REPO / "data" / "demo_decisions.jsonl")]
+
+    kit = kit_copy(subs / "a_kit")  # the kit's notebooks as they are, and a person's Stage 4 decisions
+    write_jsonl(kit / "runs" / "demo" / "decisions.jsonl", review)
+    prompt = kit_copy(subs / "b_prompt")  # an edited Stage 2 prompt: the replay cache cannot answer it
+    name = edit_stage2_prompt(prompt / NOTEBOOKS[1])
+    write_jsonl(prompt / "runs" / "demo" / "decisions.jsonl", review)
+    kit_copy(subs / "c_unreviewed")  # nobody reviewed: Stage 4 takes the LLM judge's suggestions
+    crash_cell = insert_cell(kit_copy(subs / "d_crash") / NOTEBOOKS[0], 'raise RuntimeError("my bug")')
+    loop_cell = insert_cell(kit_copy(subs / "e_loop") / NOTEBOOKS[0], "while True:\n    pass")
+
+    out = tmp_path / "grades" / "report.csv"
+    assert grade_main([str(subs), "--out", str(out), "--timeout", str(LOOP_TIMEOUT), "--jobs", "3"]) == 0
+    rows = pd.read_csv(out).set_index("student")
+    assert rows.loc["a_kit", "status"] == "ok", f"the unchanged kit does not grade clean: {rows.loc['a_kit', 'reason']}"
+    assert list(rows["status"]) == ["ok", "needs a live teacher", "not reviewed", "error", "timeout"]
+
+    kit = rows.loc["a_kit"]
+    assert kit["notebooks_ran"] == "01 02 03 04 05" and kit["graded_from"] == "re-run"
+    assert kit["n_passages"] > 0 and kit["n_instructions"] > 0 and kit["n_qa_pairs"] > 0 and kit["n_dataset"] > 0
+    assert 0 <= kit["grounding_rate"] <= 1
+    assert kit["reviewed_by_person"] == kit["n_qa_pairs"] == kit["accept"] + kit["fix"] + kit["discard"]
+    assert pd.isna(kit["prompts_changed"]) and pd.isna(kit["live_teacher"])  # everything replayed
+    assert all(kit[f"check_{n[:2]}"] == "pass" for n in NOTEBOOKS)
+
+    prompt = rows.loc["b_prompt"]
+    assert prompt["prompts_changed"] == f"02:{name}" and prompt["notebooks_ran"] == "01"
+    assert prompt["reason"].startswith("needs a live teacher in 02_seed_taxonomy.ipynb")
+    assert f"(prompts changed: 02:{name}): " in prompt["reason"]
+
+    unreviewed = rows.loc["c_unreviewed"]
+    assert unreviewed["notebooks_ran"] == "01 02 03 04 05" and unreviewed["decisions_from"] == "judge"
+    assert unreviewed["reviewed_by_person"] == 0 and unreviewed["judge_decided"] > 0
+
+    crash = rows.loc["d_crash"]
+    assert (crash["failed_notebook"], crash["failed_cell"]) == (NOTEBOOKS[0], crash_cell)
+    assert crash["error"] == "RuntimeError: my bug"
+
+    loop = rows.loc["e_loop"]
+    assert (loop["failed_notebook"], loop["failed_cell"]) == (NOTEBOOKS[0], loop_cell)
+    assert "infinite loop" in loop["reason"]
+    assert kernels_under(tmp_path) == []
+    page = (out.parent / "report.html").read_text()
+    assert all(s in page for s in ("needs a live teacher", "not reviewed", f"02:{name}"))

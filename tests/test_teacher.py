@@ -458,6 +458,86 @@ def test_parse_json_loose_and_validate_edges():
     assert any(p.startswith("$.cited[0]:") for p in problems) and any("extra" in p for p in problems)
 
 
+# --- classroom: replay what was recorded, a live teacher for the rest ----------------------------------------------
+
+def record_two(cache_path) -> None:
+    """A replay cache holding one chat and one structured reply, recorded under the embedded teacher's model name."""
+    with FakeOpenAI(models=(t.DEFAULT_LOCAL_ALIAS,), owned_by="llamacpp") as fake:
+        recorder = connect("endpoint", base_url=fake.base_url, cache="record", cache_path=cache_path)
+        fake.enqueue(reply("Mr. Bennet."), reply_json({"answer": "B", "cited": ["ch01-p002"]}))
+        recorder.chat("Who is Jane's father?", seed=1)
+        recorder.structured("Q?", SCHEMA, seed=1)
+
+
+def test_classroom_is_a_mode_that_looks_up_the_recorded_model(monkeypatch, tmp_path):
+    assert "classroom" in t.MODES
+    monkeypatch.setenv("TEACHER", "classroom")
+    monkeypatch.setenv("TEACHER_MODEL", "gpt-4o-mini")  # for the live teacher, not for the lookups
+    c = TeacherConfig.from_env()
+    assert (c.mode, c.cache, c.model) == ("classroom", "replay", t.DEFAULT_LOCAL_ALIAS)
+    record_two(tmp_path / "c.jsonl")
+    teacher = connect(cache_path=tmp_path / "c.jsonl")
+    assert teacher.client is None and "classroom" in teacher.describe()
+    assert (teacher.replayed, teacher.live_calls) == (0, 0)
+
+
+def test_classroom_replays_what_was_recorded_and_asks_the_live_teacher_the_rest(monkeypatch, tmp_path, capfd):
+    cache_path = tmp_path / "c.jsonl"
+    record_two(cache_path)
+    recorded = cache_path.read_bytes()
+    with FakeOpenAI(models=("live-model",)) as live:
+        monkeypatch.setenv("TEACHER_BASE_URL", live.base_url)
+        teacher = connect("classroom", cache_path=cache_path)
+        assert teacher.chat("Who is Jane's father?", seed=1).text == "Mr. Bennet."
+        assert teacher.structured("Q?", SCHEMA, seed=1).data == {"answer": "B", "cited": ["ch01-p002"]}
+        assert live.requests == [] and teacher._live is None  # nothing missed: the live teacher is not even asked
+
+        live.enqueue(reply("Mrs. Bennet."), reply_json({"answer": "C", "cited": ["ch01-p001"]}), reply("Lydia."))
+        edited = teacher.chat("Who is Jane's mother?", seed=1)  # a prompt the student changed
+        assert (edited.text, edited.cached, edited.model) == ("Mrs. Bennet.", False, "live-model")
+        assert teacher.structured("Q, edited?", SCHEMA, seed=1).data == {"answer": "C", "cited": ["ch01-p001"]}
+        teacher.chat("Who is the youngest?")
+        sent = [r.body for r in live.chat_requests]
+        assert [m["content"] for m in sent[0]["messages"]] == ["Who is Jane's mother?"] and sent[0]["model"] == "live-model"
+        assert (teacher.replayed, teacher.live_calls) == (2, 3)
+        assert teacher.usage.calls == 5 and teacher.usage.cached_calls == 2
+    said = [line for line in capfd.readouterr().err.splitlines() if line.startswith("classroom:")]
+    assert said == [f"{t.CLASSROOM_LIVE}: model live-model at {live.base_url} (endpoint)"]  # once, at the first miss
+    assert cache_path.read_bytes() == recorded  # live replies are not written into the shared cache
+
+
+def test_classroom_without_a_live_teacher_says_how_to_get_one(monkeypatch, tmp_path):
+    from lecture_utils import local_teacher
+
+    cache_path = tmp_path / "c.jsonl"
+    record_two(cache_path)
+    monkeypatch.setenv("TEACHER_MODELS_DIR", str(tmp_path / "no-models"))  # no embedded model installed
+    starts = []
+    real = local_teacher.ensure_server
+    monkeypatch.setattr(local_teacher, "ensure_server", lambda **kw: starts.append(kw) or real(**kw))
+    teacher = connect("classroom", cache_path=cache_path)
+    assert teacher.chat("Who is Jane's father?", seed=1).text == "Mr. Bennet."
+    assert starts == []  # started lazily, only at the first miss
+    for prompt in ("Who is Jane's mother?", "Who is Kitty?"):
+        with pytest.raises(TeacherError) as e:
+            teacher.chat(prompt, seed=1)
+        message = str(e.value)
+        assert message.startswith("needs a live teacher: the prompt \"" + prompt)
+        assert "(no live teacher now: no local teacher model is installed" in message and "\n" not in message
+        assert "TEACHER_BASE_URL" in message and "OPENAI_API_KEY" in message and "teacher install" in message
+    assert len(starts) == 1  # the missing teacher is looked for once, not at every miss
+    assert (teacher.replayed, teacher.live_calls) == (1, 0)
+
+
+def test_classroom_live_teacher_that_cannot_be_reached_needs_a_live_teacher(monkeypatch, tmp_path):
+    cache_path = tmp_path / "c.jsonl"
+    record_two(cache_path)
+    monkeypatch.setenv("TEACHER_BASE_URL", dead_url())
+    teacher = connect("classroom", cache_path=cache_path)
+    with pytest.raises(TeacherError, match=r"^needs a live teacher: .*cannot reach the teacher at"):
+        teacher.structured("Q, edited?", SCHEMA, seed=1)
+
+
 # --- the real embedded teacher ------------------------------------------------------------------------------------
 
 @pytest.mark.slow
