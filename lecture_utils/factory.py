@@ -41,10 +41,12 @@ from .qa import (
     pair_from_text,
     post_chat,
     rag_request,
+    with_source,
 )
 from .records import Instruction, from_dict, repair_tail, to_dict
 from .retrieval import RetrievalError
 from .teacher import (
+    MODES,
     STRATEGY_CHAIN,
     ResponseCache,
     Teacher,
@@ -83,9 +85,9 @@ class FactoryConfig:
     max_attempts: int = 5  # per item, for 429s, 5xx, timeouts, dropped connections and unparseable replies
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
-    k: int = 4  # passages retrieved per instruction
-    temperature: float = 0.2
-    max_tokens: int = 512
+    k: int = 3  # passages per instruction (its own passage first, for passage-first instructions)
+    temperature: float = 0.0
+    max_tokens: int = 200
     prompt: str = RAG_PROMPT
     system: str | None = RAG_SYSTEM
     keep_not_in_text: bool = True  # False: "not in the passages" answers go to the failures file
@@ -526,7 +528,7 @@ class Factory:
                                  temperature=cfg.temperature, max_tokens=cfg.max_tokens, strategy=self.strategy)
         key = cache_key(request) if self.cache is not None else None
         if key is not None:
-            entry = self.cache.get(key)
+            entry = self.cache.get(key, request)
             if entry is not None:
                 s.cached += 1
                 self._finish(inst, hits, request, entry.get("text") or "", entry.get("finish_reason") or "",
@@ -639,18 +641,20 @@ def retrieve_batch(index: Any, chunk: list[Instruction], k: int) -> list[list]:
     if not queries:
         return []
     batch = getattr(index, "search_batch", None)
+    results = None
     if batch is not None:
         try:
-            return batch(queries, k=k)
+            results = batch(queries, k=k + 1)
         except RetrievalError:
             pass  # some query has no searchable word: do this chunk one by one
-    results = []
-    for q in queries:
-        try:
-            results.append(index.search(q, k=k))
-        except RetrievalError:
-            results.append([])
-    return results
+    if results is None:
+        results = []
+        for q in queries:
+            try:
+                results.append(index.search(q, k=k + 1))
+            except RetrievalError:
+                results.append([])
+    return [with_source(index, inst, hits, k) for inst, hits in zip(chunk, results)]
 
 
 def pair_record(pair: Any) -> dict:
@@ -823,7 +827,7 @@ def factory_main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", help="a book file or a folder of documents to load passages from instead")
     p.add_argument("--out", help="default RUN_DIR/qa_pairs.jsonl")
     p.add_argument("--failures", help="default RUN_DIR/qa_pairs.failures.jsonl")
-    p.add_argument("--teacher", choices=["local", "openai", "endpoint", "replay"], help="default: from the environment")
+    p.add_argument("--teacher", choices=MODES, help="default: from the environment")
     p.add_argument("--model", help="the teacher model (default: TEACHER_MODEL)")
     p.add_argument("--concurrency", type=int, help="requests in flight (default 8; 2 for the embedded teacher)")
     p.add_argument("--rpm", type=float, help="requests per minute budget")

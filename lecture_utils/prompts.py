@@ -6,7 +6,7 @@ so every pair records PROMPT_VERSION. Change the version when you change a promp
 
 from __future__ import annotations
 
-PROMPT_VERSION = "2026-11-29.2"
+PROMPT_VERSION = "2026-12-04.1"
 
 # Stage 2 -------------------------------------------------------------------------------------------------------------
 
@@ -44,25 +44,85 @@ Rules:
 Now write {n} new, unique and thought-provoking instructions about Pride and Prejudice.
 Reply with JSON only: an object whose "instructions" key holds a list of {{"category": ..., "instruction": ...}} items."""
 
+# Stage 2, passage-first (the default path; see passage_first.py) ---------------------------------------------------
+
+# The question types asked of every passage, with the hint the teacher sees for each.
+TASK_TYPES = {
+    "factual": "who, what, where, when or how much; the answer is a name, place, number or event the passage states",
+    "why or how": "the reason for something, or the way it happens, as the passage explains it",
+    "character": "what a named person says, does, feels or decides in the passage",
+    "close reading": "what a short phrase that someone says or writes in the passage means or shows",
+}
+NOT_IN_TEXT_TYPE = "not in the text"  # negatives built on purpose: a question asked against a passage that lacks it
+
+PASSAGE_SYSTEM = (
+    "You write reading questions about a source text. Each question you write is answered by the passage you are "
+    "shown, and you copy the words that answer it exactly as they are written."
+)
+
+PASSAGE_PROMPT = """Write {n} questions about the passage from {title} shown at the end.
+
+Rules:
+- The passage itself must state the answer. Never ask about anything it does not say.
+- Each question must make sense to someone who knows the book but cannot see the passage: name the people and
+  places, and never write "the passage", "the text" or "this excerpt".
+- In conversation, look at who is speaking before you name them: words inside quotation marks belong to the speaker
+  that "said", "cried" or "replied" points to.
+- Give each question a type from this list, using different types:
+{types}
+- In "quote", copy the words of the passage that answer the question, exactly as written: one sentence or part of one.
+
+Passage ({where}):
+{passage}
+
+Reply with JSON only: {{"items": [{{"type": "...", "question": "...", "quote": "..."}}]}}"""
+
 # Stage 3 -------------------------------------------------------------------------------------------------------------
 
 NOT_IN_TEXT = "The provided passages do not contain the answer."
 
 RAG_SYSTEM = (
-    "You answer questions about a source text for a teaching dataset. You use only the passages you are given, "
-    "never your memory of the book or anything else you know."
+    "You work with passages from a source text to build a teaching dataset. You use only the passages you are "
+    "given, never your memory of the book or anything else you know."
 )
 
-RAG_PROMPT = """Answer the instruction below using ONLY the passages that follow. Every claim in your answer must be
-supported by these passages. Cite the ids of the passages you used. If the passages do not contain what is needed,
-set "answer" to exactly: {not_in_text}
+# The passages come first and the task last: a small model follows the instruction it read last, and every call
+# about the same passage starts with the same words, which the llama.cpp server then does not read twice.
+RAG_PROMPT = """Passages from the source:
+{context}
+
+Instruction: {instruction}
+{evidence}
+Answer the instruction using ONLY the passages above: every fact in your answer must be stated in them. Write one
+or two plain sentences, and name people rather than saying "he" or "she". Cite the ids of the passages you used.
+If the passages do not contain the answer, set "answer" to exactly: {not_in_text}
+
+Reply with JSON only: {{"answer": "...", "cited": ["passage id", ...]}}"""
+
+# Filled into {evidence} when the instruction was written from a passage (Stage 2, passage-first).
+EVIDENCE_LINE = 'The words of [{passage_id}] that answer it: "{span}"\n'
+
+# Stage 3 checks (see verify.py): the same system prompt and the same opening as RAG_PROMPT, so the server reuses it.
+ROUND_TRIP_PROMPT = """Passages from the source:
+{context}
 
 Instruction: {instruction}
 
-Passages from the source:
+Copy the shortest words from the passage above that answer the instruction, exactly as they are written there.
+If the passage does not answer it, write NONE.
+
+Reply with JSON only: {{"quote": "..."}}"""
+
+FAITHFUL_PROMPT = """Passages from the source:
 {context}
 
-Reply with JSON only: {{"answer": "...", "cited": ["passage id", ...]}}"""
+Instruction: {instruction}
+Proposed answer: {answer}
+
+Check the proposed answer against the passages above. Say YES only if every fact in it is stated in the passages
+and it answers the instruction; otherwise say NO.
+
+Reply with JSON only: {{"verdict": "YES"}} or {{"verdict": "NO"}}"""
 
 NO_CONTEXT_PROMPT = """Answer the instruction below about the novel "Pride and Prejudice" from what you know.
 

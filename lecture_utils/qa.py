@@ -20,7 +20,8 @@ try:  # openai >= 3 is built on httpx2, older releases on httpx
 except ImportError:  # pragma: no cover
     import httpx
 
-from .prompts import NO_CONTEXT_PROMPT, NOT_IN_TEXT, PROMPT_VERSION, RAG_PROMPT, RAG_SYSTEM, format_context
+from .prompts import (EVIDENCE_LINE, NO_CONTEXT_PROMPT, NOT_IN_TEXT, NOT_IN_TEXT_TYPE, PROMPT_VERSION, RAG_PROMPT,
+                      RAG_SYSTEM, format_context)
 from .records import Instruction, Passage, QAPair, Retrieved
 from .retrieval import RetrievalError
 from .teacher import MalformedReplyError, TeacherConfig, build_request, parse_json_loose
@@ -64,13 +65,20 @@ def build_rag_messages(instruction: Instruction | str, hits: Sequence[Hit | Pass
         raise QAError("the RAG prompt needs both {instruction} and {context} placeholders: put them back in your prompt")
     try:
         user = prompt.format(instruction=instruction_text(instruction), context=format_context(list(hits)),
-                             not_in_text=NOT_IN_TEXT)
+                             not_in_text=NOT_IN_TEXT, evidence=evidence_line(instruction))
     except (KeyError, IndexError) as e:
-        raise QAError(f"the RAG prompt has an unknown placeholder {e}: use {{instruction}}, {{context}} and "
-                      "{not_in_text}, and write literal braces as {{ and }}") from None
+        raise QAError(f"the RAG prompt has an unknown placeholder {e}: use {{instruction}}, {{context}}, "
+                      "{evidence} and {not_in_text}, and write literal braces as {{ and }}") from None
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": user})
     return messages
+
+
+def evidence_line(instruction: Instruction | str) -> str:
+    """The "words that answer it" line for a passage-first instruction, empty for any other."""
+    if isinstance(instruction, Instruction) and instruction.span and instruction.passage_id:
+        return EVIDENCE_LINE.format(passage_id=instruction.passage_id, span=instruction.span)
+    return ""
 
 
 def answer_schema(passage_ids: Sequence[str]) -> dict:
@@ -107,8 +115,8 @@ def is_not_in_text(answer: str, marker: str = NOT_IN_TEXT) -> bool:
 
 
 def rag_request(config: TeacherConfig, instruction: Instruction | str, hits: Sequence[Hit], *,
-                prompt: str = RAG_PROMPT, system: str | None = RAG_SYSTEM, temperature: float = 0.2,
-                max_tokens: int = 512, strategy: str | None = None) -> tuple[dict, dict]:
+                prompt: str = RAG_PROMPT, system: str | None = RAG_SYSTEM, temperature: float = 0.0,
+                max_tokens: int = 200, strategy: str | None = None) -> tuple[dict, dict]:
     """(request, schema) for one grounded answer, built exactly as Teacher.structured builds it (same cache key)."""
     schema = answer_schema([p.id for p, _ in hits])
     messages = build_rag_messages(instruction, hits, prompt, system)
@@ -145,7 +153,7 @@ def parse_answer(text: str, finish_reason: str = "") -> dict:
 
 
 def pair_from_text(instruction: Instruction, hits: Sequence[Hit | Retrieved], text: str, *, model: str,
-                   finish_reason: str = "", refusal: str | None = None) -> QAPair:
+                   finish_reason: str = "", refusal: str | None = None, prompt_sha: str = "") -> QAPair:
     """Turn the teacher's reply into a QAPair, or raise AnswerError (refusal, empty answer, parse error).
     `hits` are (Passage, score) pairs or Retrieved records. Cited ids that were not retrieved are dropped:
     an answer can only cite what it was shown."""
@@ -170,6 +178,10 @@ def pair_from_text(instruction: Instruction, hits: Sequence[Hit | Retrieved], te
         teacher=model,
         prompt_version=PROMPT_VERSION,
         finish_reason=finish_reason,
+        passage_id=instruction.passage_id,
+        span=instruction.span,
+        prompt_sha=prompt_sha,
+        checks=dict(instruction.checks),
     )
 
 
@@ -177,20 +189,50 @@ def no_passages_pair(instruction: Instruction) -> QAPair:
     """The pair for an instruction no passage shares a word with: nothing to ground on, so no call is made."""
     return QAPair(id=pair_id(instruction.id), instruction_id=instruction.id, instruction=instruction.instruction,
                   category=instruction.category, answer=NOT_IN_TEXT, not_in_text=True,
-                  prompt_version=PROMPT_VERSION, finish_reason="no_passages")
+                  prompt_version=PROMPT_VERSION, finish_reason="no_passages", passage_id=instruction.passage_id,
+                  span=instruction.span)
+
+
+def passage_of(index: Any, passage_id: str) -> Passage | None:
+    """The passage with this id in the index (the index keeps a dict of them once asked)."""
+    by_id = getattr(index, "_by_id", None)
+    if by_id is None:
+        by_id = {p.id: p for p in index.passages}
+        try:
+            index._by_id = by_id
+        except AttributeError:  # pragma: no cover - an index type that takes no new attributes
+            pass
+    return by_id.get(passage_id)
+
+
+def with_source(index: Any, instruction: Instruction | str, hits: Sequence[Hit], k: int) -> list[Hit]:
+    """The context for one instruction: its own passage first when it was written from one, then the retrieved ones.
+
+    A negative built on purpose ("not in the text") sees only the passage it was paired with: retrieval would
+    find the real answer and spoil it."""
+    pid = getattr(instruction, "passage_id", "")
+    source = passage_of(index, pid) if pid else None
+    if source is None:
+        return list(hits)[:k]
+    if getattr(instruction, "category", "") == NOT_IN_TEXT_TYPE:
+        return [(source, 0.0)]
+    score = next((s for p, s in hits if p.id == pid), 0.0)
+    return ([(source, score)] + [h for h in hits if h[0].id != pid])[:k]
 
 
 def retrieve(index: Any, instruction: Instruction | str, k: int = 4) -> list[Hit]:
-    """The k best passages for the instruction; none when it has no searchable word."""
+    """The k passages the answer may use: the instruction's own passage (if any) and BM25's best; none when the
+    instruction has no searchable word and no passage of its own."""
     try:
-        return list(index.search(instruction_text(instruction), k=k))
+        hits = list(index.search(instruction_text(instruction), k=k + 1))
     except RetrievalError:
-        return []
+        hits = []
+    return with_source(index, instruction, hits, k)
 
 
-def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: int = 4, prompt: str = RAG_PROMPT, *,
-                       system: str | None = RAG_SYSTEM, keep_not_in_text: bool = True, temperature: float = 0.2,
-                       max_tokens: int = 512) -> QAPair | None:
+def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: int = 3, prompt: str = RAG_PROMPT, *,
+                       system: str | None = RAG_SYSTEM, keep_not_in_text: bool = True, temperature: float = 0.0,
+                       max_tokens: int = 200) -> QAPair | None:
     """Retrieve k passages, ask the teacher for a cited answer, and return the QAPair.
 
     When the passages do not hold the answer the pair has not_in_text=True (or is None if keep_not_in_text=False).
@@ -244,7 +286,7 @@ def completion_parts(completion: dict) -> tuple[str, str, str | None, dict, str]
 
 async def answer_instruction_async(client: Any, config: TeacherConfig, instruction: Instruction, hits: Sequence[Hit],
                                    *, prompt: str = RAG_PROMPT, system: str | None = RAG_SYSTEM,
-                                   temperature: float = 0.2, max_tokens: int = 512, strategy: str | None = None,
+                                   temperature: float = 0.0, max_tokens: int = 200, strategy: str | None = None,
                                    timeout: float | None = None) -> tuple[QAPair, dict]:
     """One attempt at a grounded answer on an AsyncOpenAI client: (pair, usage). No retries, no cache (the
     factory adds those); raises openai errors, MalformedReplyError or AnswerError."""
@@ -269,3 +311,15 @@ def answer_without_context(teacher: Any, instruction: Instruction | str, prompt:
         raise QAError(f"the no-context prompt has an unknown placeholder {e}: use {{instruction}} only") from None
     reply = teacher.structured(text, NO_CONTEXT_SCHEMA, system=system, temperature=temperature, max_tokens=max_tokens)
     return reply.data["answer"].strip()
+
+
+def spread(instructions: Sequence[Instruction], n: int) -> list[Instruction]:
+    """n instructions for a first look: mostly passage-first questions spread over the list, plus one negative
+    ("not in the text") and one human seed when there are any, in the list's order."""
+    negative = [i for i in instructions if i.category == NOT_IN_TEXT_TYPE][:1]
+    seed = [i for i in instructions if i.origin == "seed"][:1]
+    rest = [i for i in instructions if i not in negative and i not in seed and i.category != NOT_IN_TEXT_TYPE]
+    want = max(0, n - len(negative) - len(seed))
+    picked = rest[::max(1, len(rest) // want)][:want] if want and rest else []
+    chosen = {id(i) for i in picked + negative + seed}
+    return [i for i in instructions if id(i) in chosen][:n]

@@ -36,8 +36,12 @@ class Instruction:
     instruction: str
     category: str
     run: int = 0  # which teacher run produced it; -1 for human-written seeds
-    origin: str = "teacher"  # "teacher" or "seed"
+    origin: str = "teacher"  # "teacher", "seed" or "passage" (written from one passage, see passage_first.py)
     input: str = ""
+    passage_id: str = ""  # the passage it was written from (passage-first instructions only)
+    span: str = ""  # the words of that passage that answer it, copied verbatim
+    prompt_sha: str = ""  # short hash of the prompt text that made it (the run's prompts.json holds the text)
+    checks: dict[str, Any] = field(default_factory=dict)  # question-level checks (span, round trip; see verify.py)
 
 
 @dataclass
@@ -62,6 +66,12 @@ class QAPair:
     prompt_version: str = ""
     finish_reason: str = ""
     grounding: float | None = None  # share of answer sentences the retrieved text supports
+    passage_id: str = ""  # the passage the instruction was written from, always first in the context
+    span: str = ""  # the words of that passage that answer it
+    checks: dict[str, Any] = field(default_factory=dict)  # each verifier's result (see verify.py)
+    passed: bool | None = None  # True: every check passed; False: one failed; None: not checked
+    prompt_sha: str = ""  # short hash of the answer prompt's text
+    review: str = ""  # who vouches for it in the dataset: "person", "judge" or "checks" (automatic checks only)
 
 
 CHECKLIST = ("accuracy", "helpfulness", "clarity", "conciseness", "completeness")

@@ -8,6 +8,9 @@ structured output, retries, a record/replay cache and a running bill:
     teacher.structured(prompt, schema).data  # parsed and checked against the JSON schema
     teacher.usage                            # calls, tokens and estimated cost so far
 
+TEACHER=classroom replays what the replay cache holds and sends only the prompts it does not hold (a student edited
+one) to the live teacher the environment configures, started at the first such prompt.
+
 The pure helpers (build_request, cache_key, ResponseCache, parse_json_loose, validate, classify_error,
 estimate_cost, make_client) are shared with the async factory, so both behave the same way.
 """
@@ -22,6 +25,7 @@ import json
 import os
 import random
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,9 +43,13 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_LOCAL_ALIAS = "qwen2.5-coder-1.5b-instruct"  # what the embedded server calls its default model
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
-MODES = ("local", "openai", "endpoint", "replay")
+MODES = ("local", "openai", "endpoint", "replay", "classroom")
 CACHE_MODES = ("off", "record", "replay")
 PREVIEW_CHARS = 400  # the cache keeps the start of each message only: prompts carry book text we must not commit
+# What a classroom teacher says at its first unrecorded prompt, and how its error starts when no live teacher is there
+# (the grader looks for both in a student's notebook outputs).
+CLASSROOM_LIVE = "classroom: a prompt was not recorded (edited?), asking the live teacher"
+NEEDS_LIVE = "needs a live teacher:"
 
 # USD per 1M tokens (input, output), OpenAI list prices in 2025; check https://openai.com/api/pricing.
 # Override with prices={...} or TEACHER_PRICES='{"my-model": [0.1, 0.4]}'. Unknown models cost 0.
@@ -88,7 +96,7 @@ class _FormatRejected(Exception):
 class TeacherConfig:
     """Where the teacher lives and how to talk to it. The key is kept out of repr, logs and the cache."""
 
-    mode: str = "local"  # local | openai | endpoint | replay
+    mode: str = "local"  # local | openai | endpoint | replay | classroom
     base_url: str | None = None  # filled by connect() for "local"
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
@@ -138,7 +146,7 @@ class TeacherConfig:
         if mode is None:
             mode = "endpoint" if base_url else "openai" if (teacher_key or openai_key) else "local"
         cache = given.pop("cache", None) or get("TEACHER_CACHE") or "off"
-        if mode == "replay":
+        if mode in ("replay", "classroom"):
             cache = "replay"
         cache_path = Path(given.pop("cache_path", None) or get("TEACHER_CACHE_PATH") or DEFAULT_CACHE_PATH)
         if not cache_path.is_absolute():
@@ -170,6 +178,9 @@ class TeacherConfig:
             settings.update(base_url=explicit_url, api_key=PLACEHOLDER_KEY, server_kind="llama.cpp",
                             local_model=local_model or model or get("TEACHER_LOCAL_MODEL"),
                             timeout_s=settings.get("timeout_s", 600.0))  # a 1.5B model on two cores is slow
+        elif mode == "classroom":
+            # look up under the model the shipped cache was recorded with; TEACHER_MODEL is for the live teacher
+            settings.update(model=model or DEFAULT_LOCAL_ALIAS, local_model=local_model or get("TEACHER_LOCAL_MODEL"))
         else:  # replay
             settings.update(model=model or get("TEACHER_MODEL") or DEFAULT_LOCAL_ALIAS,
                             local_model=local_model or get("TEACHER_LOCAL_MODEL"))
@@ -324,6 +335,50 @@ def prompt_start(messages: list[dict], n: int = 70) -> str:
     return text if len(text) <= n else text[:n] + "..."
 
 
+# A reply's words copied from the prompt (a quote of the book) are stored as ⟦m<message>:<start>+<length>⟧.
+_REF = re.compile("\u27e6m(\\d+):(\\d+)\\+(\\d+)\u27e7")
+MIN_COPIED_CHARS = 20
+
+
+def _longest_copy(text: str, i: int, contents: list[str]) -> tuple[int, int, int]:
+    """(length, message, start) of the longest run of text from i on that a message contains; length 0 if none."""
+    best = (0, 0, 0)
+    for m, content in enumerate(contents):
+        length = MIN_COPIED_CHARS
+        pos = content.find(text[i:i + length]) if i + length <= len(text) else -1
+        while pos >= 0:  # a longer run occurs only where the shorter one does, so search on from pos
+            best = max(best, (length, m, pos))
+            length += 1
+            pos = content.find(text[i:i + length], pos) if i + length <= len(text) else -1
+    return best
+
+
+def refer_copied(text: str, contents: list[str]) -> str:
+    """text with every run of MIN_COPIED_CHARS or more characters that also occurs in one of `contents` replaced by a
+    reference to it; restore_copied(refer_copied(t, c), messages) == t."""
+    out, i = [], 0
+    while i < len(text):
+        length, m, start = _longest_copy(text, i, contents)
+        if length:
+            out.append(f"\u27e6m{m}:{start}+{length}\u27e7")
+            i += length
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def restore_copied(text: str, messages: list[dict]) -> str:
+    """Undo refer_copied with the request's messages (the cache key guarantees they are the recorded ones)."""
+    contents = [str(m.get("content") or "") for m in messages]
+
+    def back(m: re.Match) -> str:
+        k, start, length = map(int, m.groups())
+        return contents[k][start:start + length] if k < len(contents) else m.group(0)
+
+    return _REF.sub(back, text)
+
+
 # --- the response cache -----------------------------------------------------------------------------------------
 
 
@@ -348,21 +403,26 @@ class ResponseCache:
             self._entries = entries
         return self._entries
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str, request: dict | None = None) -> dict | None:
+        """The entry for key; with the request, words the reply copied from the prompt are put back in its text."""
         with self._lock:
-            return self._load().get(key)
+            entry = self._load().get(key)
+        if entry is not None and request is not None and _REF.search(entry.get("text") or ""):
+            entry = {**entry, "text": restore_copied(entry["text"], request.get("messages", []))}
+        return entry
 
     def put(self, key: str, request: dict, text: str, finish_reason: str, usage: dict) -> dict:
-        """Append one reply; the stored messages are shortened previews (the key covers the full text)."""
-        messages = [{"role": m.get("role"), "content": _preview(str(m.get("content") or ""))}
-                    for m in request.get("messages", [])]
-        entry = {"key": key, "model": request.get("model"), "messages": messages, "text": text,
+        """Append one reply; the stored messages are shortened previews (the key covers the full text), and words the
+        reply copied from the prompt are stored as references to it, so a cache never holds the source's text."""
+        contents = [str(m.get("content") or "") for m in request.get("messages", [])]
+        messages = [{"role": m.get("role"), "content": _preview(c)} for m, c in zip(request.get("messages", []), contents)]
+        entry = {"key": key, "model": request.get("model"), "messages": messages, "text": refer_copied(text, contents),
                  "finish_reason": finish_reason, "usage": usage}
         with self._lock:
             self._load()
             append_jsonl(self.path, entry)
             self._entries[key] = entry
-        return entry
+        return {**entry, "text": text}
 
     def __len__(self) -> int:
         with self._lock:
@@ -627,6 +687,11 @@ class Teacher:
         self.cache = ResponseCache(config.cache_path) if config.cache != "off" else None
         self._lock = threading.Lock()
         self.client: openai.OpenAI | None = None
+        self.replayed = 0  # classroom: answers that came from the replay cache
+        self.live_calls = 0  # classroom: answers from the live teacher (prompts the cache did not hold)
+        self._live: Teacher | None = None
+        self._live_problem = ""  # classroom: why no live teacher could be had (asked once, remembered)
+        self._live_lock = threading.Lock()
         if config.cache != "replay":
             self.client = make_client(config)
             if config.model is None or config.server_kind is None:
@@ -673,6 +738,9 @@ class Teacher:
         messages = as_messages(messages_or_prompt, system)
         request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
                                 **params)
+        if self.config.mode == "classroom":
+            return self._replay_or_live(request, lambda live: live.chat(
+                messages, temperature=temperature, max_tokens=max_tokens, seed=seed, **params))
         return self._complete(request)
 
     def structured(self, messages_or_prompt: str | list[dict], schema: dict, *, system: str | None = None,
@@ -706,7 +774,10 @@ class Teacher:
     def describe(self) -> str:
         """Which model answers, and where; a warning when it is the tiny SmolLM2."""
         c = self.config
-        if c.cache == "replay":
+        if c.mode == "classroom":
+            text = (f"model {c.model} replayed from {c.cache_path} (classroom: a prompt that was not recorded goes to "
+                    "the live teacher)")
+        elif c.cache == "replay":
             text = f"model {c.model} replayed from {c.cache_path} (replay: no calls)"
         else:
             label = {"local": "embedded llama.cpp", "openai": "OpenAI"}.get(c.mode, "endpoint")
@@ -726,10 +797,17 @@ class Teacher:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
+        if self._live is not None:
+            self._live.close()
 
     # --- internals ---
     def _structured_once(self, messages: list[dict], schema: dict, temperature: float, max_tokens: int,
                          seed: int | None, params: dict) -> Reply:
+        if self.config.mode == "classroom":
+            request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens,
+                                    seed=seed, schema=schema, strategy=self._strategy, **params)
+            return self._replay_or_live(request, lambda live: live._structured_once(
+                messages, schema, temperature, max_tokens, seed, params))
         strategies = (self._strategy,) if self._strategy else STRATEGY_CHAIN
         for i, strategy in enumerate(strategies):
             request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens,
@@ -745,7 +823,7 @@ class Teacher:
     def _complete(self, request: dict, probing: bool = False) -> Reply:
         key = cache_key(request) if self.cache is not None else None
         if key is not None:
-            entry = self.cache.get(key)
+            entry = self.cache.get(key, request)
             if entry is not None:
                 return self._account(Reply(entry["text"], request["model"], entry.get("finish_reason", ""),
                                            dict(entry.get("usage") or {}), cached=True))
@@ -762,6 +840,41 @@ class Teacher:
                                                                      usage["completion_tokens"], self.config.prices)
         return self._account(Reply(text, request["model"], finish_reason, usage, cached=False,
                                    latency_s=latency, cost_usd=cost))
+
+    def _replay_or_live(self, request: dict, ask_live: Callable[["Teacher"], Reply]) -> Reply:
+        """Classroom: the recorded reply if the cache holds this request, else ask_live(the live teacher)."""
+        entry = self.cache.get(cache_key(request), request)
+        if entry is not None:
+            with self._lock:
+                self.replayed += 1
+            return self._account(Reply(entry["text"], request["model"], entry.get("finish_reason", ""),
+                                       dict(entry.get("usage") or {}), cached=True))
+        reply = ask_live(self._live_teacher(request))
+        with self._lock:
+            self.live_calls += 1
+        return self._account(reply)
+
+    def _live_teacher(self, request: dict) -> "Teacher":
+        """The teacher the environment configures (TEACHER_BASE_URL, else OPENAI_API_KEY, else the embedded model),
+        connected at the first prompt the cache does not hold; says so in one line."""
+        with self._live_lock:
+            if self._live is None and not self._live_problem:
+                c = self.config
+                try:
+                    # "auto": chosen from TEACHER_BASE_URL / the keys, whatever TEACHER says; nothing is recorded
+                    self._live = connect("auto", cache="off", local_model=c.local_model,
+                                         model=None if c.model == DEFAULT_LOCAL_ALIAS else c.model)
+                except (RuntimeError, OSError) as e:  # TeacherError, the embedded model or llama.cpp missing
+                    self._live_problem = " ".join(str(e).split()) or type(e).__name__
+                else:
+                    print(f"{CLASSROOM_LIVE}: {self._live.describe()}", file=sys.stderr, flush=True)
+            if self._live is None:
+                raise TeacherError(
+                    f"{NEEDS_LIVE} the prompt \"{prompt_start(request['messages'])}\" is not in the replay cache "
+                    "(edited?); set TEACHER_BASE_URL or OPENAI_API_KEY, or install the embedded teacher with "
+                    "`python -m lecture_utils teacher install qwen2.5-coder-1.5b` "
+                    f"(no live teacher now: {self._live_problem})")
+            return self._live
 
     def _call_with_retries(self, request: dict, probing: bool) -> tuple[str, str, dict]:
         attempts = max(1, self.config.max_attempts)

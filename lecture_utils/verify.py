@@ -1,0 +1,223 @@
+"""Stage 3 checks: an answer is checked against its passages, not trusted. Each check's result is stored on the pair.
+
+    pair = verify_pair(teacher, pair, passages_by_id)
+    pair.checks   # {"span": True, "support": 0.83, "round_trip": 1.0, "faithful": "YES", ...}
+    pair.passed   # True only when every check that applies passed
+
+The checks, cheapest first:
+- span: the instruction's quoted evidence occurs in its source passage (checked in Stage 2; recorded here).
+- support: every answer sentence is supported by one passage (lexical, no model: grounding.sentence_support).
+- round_trip: the teacher, shown only the source passage, copies the words that answer the question; they must
+  overlap the span the question was written from. A question that does not lead back to its evidence is ambiguous
+  or was never about that passage.
+- faithful: the teacher, shown the passages, answers YES or NO (constrained by a JSON schema the llama.cpp server
+  turns into a grammar): is every fact of the answer stated there?
+A negative built on purpose ("not in the text") passes when the answer says the passages do not hold it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .grounding import SUPPORT_THRESHOLD, content_words, sentence_support
+from .prompts import FAITHFUL_PROMPT, NOT_IN_TEXT_TYPE, RAG_SYSTEM, ROUND_TRIP_PROMPT, format_context
+from .records import Instruction, Passage, QAPair, append_jsonl, iter_jsonl, repair_tail
+from .teacher import StructuredOutputError
+
+ROUND_TRIP_MIN = 0.5  # share of the shorter side's content words that the re-found words and the span share
+QUOTE_SCHEMA = {"type": "object", "properties": {"quote": {"type": "string"}}, "required": ["quote"]}
+VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
+                  "required": ["verdict"]}
+CHECK_NAMES = ("span", "names", "support", "round_trip", "faithful", "says_not_in_text")
+# Capitalised words that start questions and sentences without naming anyone.
+_NOT_NAMES = frozenset("""what why how who whom whose when where which describe explain compare identify summarise
+summarize trace discuss analyse analyze give list name according does did is was were are do can could would should
+will after before during in on at by for from with the a an this that these those he she it they his her their its
+there here as if then one two three first second yes no not mr mrs miss lady sir chapter""".split())
+_NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
+
+
+# Quote marks and _italics_ markers are ignored when a quote is compared with its passage: small models change them.
+_QUOTES = str.maketrans({c: None for c in "\u2018\u2019\u201c\u201d\"'_"})
+FUZZY_MIN = 0.9  # a quote with a word or two changed still points at one place; it is replaced by the passage's words
+
+
+def normalize(text: str) -> str:
+    """Lower case, no quote marks, single spaces: how a quote is compared with its passage."""
+    return " ".join(text.translate(_QUOTES).lower().split())
+
+
+def find_span(quote: str, passage_text: str, fuzzy: float = FUZZY_MIN) -> str | None:
+    """The passage's own words for `quote`: where it occurs (ignoring case, quote marks, spacing and end punctuation),
+    else the window of as many words that matches it best with a similarity of at least `fuzzy`; None if neither."""
+    want = normalize(quote).strip(" .,;:!?-")
+    if not want:
+        return None
+    words = passage_text.split()
+    norm = [normalize(w) for w in words]
+    hay = " ".join(norm)
+    pos = hay.find(want)
+    if pos >= 0:
+        first, last = hay.count(" ", 0, pos), hay.count(" ", 0, pos + len(want))
+        return " ".join(words[first:last + 1])
+    n = len(want.split())
+    best, where_ = 0.0, 0
+    for i in range(max(1, len(words) - n + 1)):
+        ratio = SequenceMatcher(None, want, " ".join(norm[i:i + n]), autojunk=False).ratio()
+        if ratio > best:
+            best, where_ = ratio, i
+    return " ".join(words[where_:where_ + n]) if best >= fuzzy else None
+
+
+def unknown_names(text: str, context: str, ignore: Iterable[str] = ()) -> list[str]:
+    """Names (capitalised words) in text that the context never mentions: a small teacher that cannot tell who
+    speaks fills in a name it remembers from elsewhere in the book."""
+    skip = _NOT_NAMES | {w.lower() for w in ignore}
+    known = set(_NAME.findall(context))
+    return list(dict.fromkeys(w for w in _NAME.findall(text) if w.lower() not in skip and w not in known))
+
+
+def overlap(a: str, b: str) -> float:
+    """Content words two texts share, as a share of the shorter one's (1.0 when one contains the other's words)."""
+    wa, wb = set(content_words(a)), set(content_words(b))
+    if not wa or not wb:
+        return 0.0
+    return len(wa & wb) / min(len(wa), len(wb))
+
+
+def _context(pair: QAPair, by_id: Mapping[str, Passage]) -> list[Passage]:
+    return [by_id[r.id] for r in pair.retrieved if r.id in by_id]
+
+
+def round_trip(teacher: Any, instruction: Instruction | QAPair, source: Passage, *, prompt: str = ROUND_TRIP_PROMPT,
+               system: str | None = RAG_SYSTEM) -> tuple[float, str]:
+    """(overlap with the span, the words the teacher found) when asked the question again, shown only the source."""
+    text = prompt.format(context=format_context([source]), instruction=instruction.instruction)
+    reply = teacher.structured(text, QUOTE_SCHEMA, system=system, temperature=0.0, max_tokens=80, attempts=2)
+    found = " ".join(str(reply.data.get("quote") or "").split())
+    if not found or found.upper().strip(". ") == "NONE":
+        return 0.0, found
+    return round(overlap(found, instruction.span), 3), found
+
+
+def check_question(teacher: Any, instruction: Instruction, source: Passage, **kwargs: Any) -> Instruction:
+    """The question-level checks (Stage 2): its span is in the source, and asking it again leads back to the span."""
+    checks = {"span": find_span(instruction.span, source.text) is not None,
+              "names": unknown_names(instruction.instruction, source.text)}
+    try:
+        checks["round_trip"], checks["round_trip_found"] = round_trip(teacher, instruction, source, **kwargs)
+    except StructuredOutputError:
+        checks["round_trip"], checks["round_trip_found"] = 0.0, "(no valid reply)"
+    return dataclasses.replace(instruction, checks=checks)
+
+
+def faithful(teacher: Any, pair: QAPair, passages: Sequence[Passage], *, prompt: str = FAITHFUL_PROMPT,
+             system: str | None = RAG_SYSTEM) -> str:
+    """The teacher's YES/NO: is every fact of the answer stated in the passages?"""
+    text = prompt.format(context=format_context(list(passages)), instruction=pair.instruction, answer=pair.answer)
+    reply = teacher.structured(text, VERDICT_SCHEMA, system=system, temperature=0.0, max_tokens=12, attempts=2)
+    return str(reply.data.get("verdict"))
+
+
+def passed(checks: Mapping[str, Any], support_min: float = SUPPORT_THRESHOLD,
+           round_trip_min: float = ROUND_TRIP_MIN) -> bool:
+    """True when every check that ran passed (a check that did not apply is None or missing)."""
+    tests = {
+        "span": lambda v: v is True,
+        "names": lambda v: not v,
+        "support": lambda v: v >= support_min,
+        "round_trip": lambda v: v >= round_trip_min,
+        "faithful": lambda v: v == "YES",
+        "says_not_in_text": lambda v: v is True,
+    }
+    return all(test(checks[name]) for name, test in tests.items() if checks.get(name) is not None)
+
+
+def failed_checks(pair: QAPair, support_min: float = SUPPORT_THRESHOLD,
+                  round_trip_min: float = ROUND_TRIP_MIN) -> list[str]:
+    """Names of the checks this pair failed, for the funnel and the curation panel."""
+    return [name for name in CHECK_NAMES if pair.checks.get(name) is not None
+            and not passed({name: pair.checks[name]}, support_min, round_trip_min)]
+
+
+def gate(pairs: Sequence[QAPair], support_min: float = SUPPORT_THRESHOLD,
+         round_trip_min: float = ROUND_TRIP_MIN) -> tuple[list[QAPair], list[QAPair], "pd.DataFrame"]:
+    """(passed, failed, funnel): the funnel has one row per check with the pairs it stopped (a pair is counted at the
+    first check it fails, in CHECK_NAMES order), as filters.run_filters's funnel has."""
+    import pandas as pd
+
+    first_failure = {}
+    for p in pairs:
+        failed = failed_checks(p, support_min, round_trip_min)
+        if failed:
+            first_failure[p.id] = failed[0]
+        elif p.passed is None and not p.checks:
+            first_failure[p.id] = "not checked"
+    rows, remaining = [], len(pairs)
+    for name in CHECK_NAMES + ("not checked",):
+        removed = sum(1 for v in first_failure.values() if v == name)
+        remaining -= removed
+        rows.append({"step": f"check: {name}", "removed": removed, "remaining": remaining})
+    kept = [p for p in pairs if p.id not in first_failure]
+    return kept, [p for p in pairs if p.id in first_failure], pd.DataFrame(rows)
+
+
+def verify_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mapping[str, Passage], *,
+                llm_checks: bool = True, faithful_prompt: str = FAITHFUL_PROMPT,
+                system: str | None = RAG_SYSTEM) -> QAPair:
+    """A copy of the pair with .checks, .passed and .grounding filled in; the question's own checks (span, round
+    trip, from Stage 2) are kept. llm_checks=False runs only the checks that need no teacher."""
+    by_id = passages if isinstance(passages, Mapping) else {p.id: p for p in passages}
+    context = _context(pair, by_id)
+    checks: dict[str, Any] = dict(pair.checks)
+    if pair.category == NOT_IN_TEXT_TYPE:  # a negative on purpose: the only right answer is "not in the text"
+        checks = {"says_not_in_text": pair.not_in_text}
+        return dataclasses.replace(pair, checks=checks, passed=passed(checks), grounding=None)
+    source = by_id.get(pair.passage_id)
+    if pair.span and "span" not in checks:
+        checks["span"] = source is not None and find_span(pair.span, source.text) is not None
+    if pair.not_in_text:  # the teacher gave up on a question that was written to be answerable
+        checks["says_not_in_text"] = False if pair.span else None
+        return dataclasses.replace(pair, checks=checks, passed=passed(checks) if pair.span else None, grounding=None)
+    checks["names"] = unknown_names(pair.answer, " ".join(p.text for p in context) + " " + pair.instruction)
+    support = sentence_support(pair.answer, [p.text for p in context])
+    checks["support"] = round(min((s.score for s in support), default=0.0), 3)
+    grounding = sum(s.supported for s in support) / len(support) if support else 0.0
+    if llm_checks:
+        try:
+            checks["faithful"] = faithful(teacher, pair, context, prompt=faithful_prompt, system=system)
+        except StructuredOutputError:
+            checks["faithful"] = "no verdict"
+    ok = passed({k: v for k, v in checks.items() if k in CHECK_NAMES})
+    return dataclasses.replace(pair, checks=checks, passed=ok, grounding=round(grounding, 3))
+
+
+def verify_pairs(teacher: Any, pairs: Sequence[QAPair], passages: Iterable[Passage] | Mapping[str, Passage],
+                 out: str | Path, *, concurrency: int = 1, progress: Callable | None = None,
+                 **kwargs: Any) -> list[QAPair]:
+    """verify_pair over many pairs, each written to `out` the moment it is checked; resumable (pairs already in
+    `out` are read back, not checked again). Returns the checked pairs in the input order."""
+    by_id = passages if isinstance(passages, Mapping) else {p.id: p for p in passages}
+    out = Path(out)
+    repair_tail(out)
+    done = {p.id: p for p in iter_jsonl(out, QAPair)} if out.exists() else {}
+    todo = [p for p in pairs if p.id not in done]
+    lock = threading.Lock()
+
+    def one(pair: QAPair) -> QAPair:
+        checked = verify_pair(teacher, pair, by_id, **kwargs)
+        with lock:
+            append_jsonl(out, checked)
+        return checked
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        results = pool.map(one, todo)
+        for checked in (progress(results, total=len(todo)) if progress else results):
+            done[checked.id] = checked
+    return [done[p.id] for p in pairs if p.id in done]
