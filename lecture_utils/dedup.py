@@ -106,7 +106,8 @@ def near_duplicates(texts: list[str], threshold: float = 0.7, method: str = "rou
     """Keep each text iff its similarity to every text kept before it is <= threshold; input order decides who wins.
 
     method: "rouge" (exact ROUGE-L with pruning, the default), "exhaustive" (the same rule scoring every pair; slow,
-    for checking) or "minhash" (MinHash/LSH candidates, then exact ROUGE-L; options: num_perm, bands, ngram, seed).
+    for checking), "minhash" (MinHash/LSH candidates, then exact ROUGE-L; options: num_perm, bands, ngram, seed) or
+    "embedding" (cosine of WordLlama embeddings: catches paraphrases that share few words).
     """
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise DedupError("near_duplicates needs a list of strings: pass e.g. [i.instruction for i in instructions].")
@@ -123,7 +124,9 @@ def near_duplicates(texts: list[str], threshold: float = 0.7, method: str = "rou
         return _dedup_exhaustive(texts, threshold)
     if method == "minhash":
         return _dedup_minhash(texts, threshold, **options)
-    raise DedupError(f"unknown method {method!r}: use 'rouge', 'exhaustive' or 'minhash'.")
+    if method == "embedding":
+        return semantic_duplicates(texts, threshold)
+    raise DedupError(f"unknown method {method!r}: use 'rouge', 'exhaustive', 'minhash' or 'embedding'.")
 
 
 def _token_ids(texts: list[str]) -> list[list[int]]:
@@ -343,3 +346,55 @@ def _dedup_minhash(texts: list[str], threshold: float, num_perm: int = 128, band
                     buckets[k][key].append(i)
     stats = {"bands": bands, "rows": rows, "num_perm": num_perm, "ngram": ngram}
     return DedupResult(kept, dropped, threshold, "minhash", _naive_pairs(docs, kept), scored, stats)
+
+
+# --- paraphrases: an offline embedding check beside ROUGE-L ----------------------------------------------------------
+
+SEMANTIC_THRESHOLD = 0.75  # WordLlama cosine: paraphrases measured 0.76-0.82, "How old is Lydia/Kitty?" 0.43
+_EMBEDDER = None
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """Unit-length embeddings from WordLlama, whose 16 MB of weights ship inside its PyPI wheel (no network)."""
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        from pathlib import Path
+
+        import wordllama
+
+        # a plain load() looks for its tokenizer online; the wheel carries everything it needs
+        _EMBEDDER = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.asarray(_EMBEDDER.embed(list(texts), norm=True), dtype=np.float32)
+
+
+def semantic_similarities(texts: list[str], max_pairs: int = 5000, seed: int = 0) -> list[float]:
+    """Cosine similarity of every pair of texts (a random sample of max_pairs when there are more)."""
+    n = len(texts)
+    if n < 2:
+        return []
+    vectors = embed(texts)
+    sims = vectors @ vectors.T
+    i, j = np.triu_indices(n, k=1)
+    if len(i) > max_pairs:
+        pick = np.random.default_rng(seed).choice(len(i), size=max_pairs, replace=False)
+        i, j = i[pick], j[pick]
+    return sims[i, j].astype(float).tolist()
+
+
+def semantic_duplicates(texts: list[str], threshold: float = SEMANTIC_THRESHOLD) -> DedupResult:
+    """The same keep rule as near_duplicates, on embedding cosine: keep a text iff its similarity to every kept one
+    is at most threshold."""
+    vectors = embed(texts)
+    kept: list[int] = []
+    dropped: list[Drop] = []
+    for k in range(len(texts)):
+        if kept:
+            sims = vectors[kept] @ vectors[k]
+            best = int(np.argmax(sims))
+            if sims[best] > threshold:
+                dropped.append(Drop(k, kept[best], float(sims[best])))
+                continue
+        kept.append(k)
+    return DedupResult(kept, dropped, threshold, "embedding")
