@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .decisions import decisions_that_count
+from .decisions import decisions_that_count, is_judge
 from .records import Decision, QAPair
 
 FORMATS = ("alpaca", "sharegpt", "openai")
@@ -38,6 +38,10 @@ class ExportError(ValueError):
 # --- which pairs go in ------------------------------------------------------------------------------------------
 
 
+def _reviewer(decision: Decision) -> str:
+    return "judge" if is_judge(decision.reviewer) else "person"
+
+
 def curated_pairs(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict]) -> list[QAPair]:
     """Accepted pairs as they are and fixed pairs with their edited answer, in pair order (copies).
     Discarded and unreviewed pairs are left out."""
@@ -52,9 +56,9 @@ def curated_pairs(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict])
             if not d.edited_answer.strip():
                 raise ExportError(f"pair {p.id} is marked 'fix' but its edited answer is empty: edit it in the "
                                   "curation panel, or discard it")
-            out.append(dataclasses.replace(p, answer=d.edited_answer.strip()))
+            out.append(dataclasses.replace(p, answer=d.edited_answer.strip(), review=_reviewer(d)))
         elif d.status == "accept":
-            out.append(dataclasses.replace(p))
+            out.append(dataclasses.replace(p, review=_reviewer(d)))
         else:
             raise ExportError(f"pair {p.id} has decision status {d.status!r}: use accept, fix or discard")
     return out
@@ -77,7 +81,8 @@ def provenance(pair: QAPair) -> dict:
     """Where an answer came from: its ids, the passages it cites and was shown, the teacher and the prompt version."""
     return {"pair_id": pair.id, "instruction_id": pair.instruction_id, "category": pair.category,
             "cited": list(pair.cited), "retrieved": [r.id for r in pair.retrieved], "teacher": pair.teacher,
-            "prompt_version": pair.prompt_version, "not_in_text": pair.not_in_text}
+            "prompt_version": pair.prompt_version, "not_in_text": pair.not_in_text, "review": pair.review or "none",
+            "checks": {k: v for k, v in pair.checks.items() if not k.endswith("_found")}}
 
 
 def _check_pair(pair: QAPair) -> None:
@@ -254,11 +259,15 @@ def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequen
                    provenance_mode: str = "file", system: str | None = DEFAULT_SYSTEM,
                    sharegpt_system: bool = False, title: str = "Pride and Prejudice instructions",
                    source: str = "", counts: Mapping[str, int] | None = None, filters: Any = None,
-                   licence: str | None = None, licence_note: str | None = None, notes: str = "") -> ExportResult:
+                   licence: str | None = None, licence_note: str | None = None, notes: str = "",
+                   refusals: bool = False) -> ExportResult:
     """Write the pairs in each format to out_dir, validate every file as written, and put README.md (the dataset
     card) beside them. provenance_mode: "file" (side files), "field" (a 'provenance' key in Alpaca and ShareGPT
-    records) or "none". `system` is the system prompt for the OpenAI file (and ShareGPT if sharegpt_system)."""
+    records) or "none". `system` is the system prompt for the OpenAI file (and ShareGPT if sharegpt_system).
+    "The passages do not say" answers are left out (a model trained on them learns to give up) unless refusals=True."""
     pairs = list(pairs)
+    left_out = 0 if refusals else sum(p.not_in_text for p in pairs)
+    pairs = [p for p in pairs if refusals or not p.not_in_text]
     if provenance_mode not in PROVENANCE:
         raise ExportError(f"provenance_mode={provenance_mode!r}: use one of {', '.join(PROVENANCE)}")
     unknown = [f for f in formats if f not in FORMATS]
@@ -296,6 +305,9 @@ def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequen
         if provenance_mode != "none" and not in_field and result.provenance is None:
             result.provenance = out_dir / "provenance.jsonl"  # records are in the same order in every format
             _write_lines(result.provenance, ({"line": i, **pv} for i, pv in enumerate(prov)))
+    if left_out:
+        notes = (notes + "\n\n" if notes else "") + (f"{left_out} pairs whose answer is \"the passages do not say\" were "
+                                                      "left out (export with refusals=True to include them).")
     if "openai" in formats and len(pairs) < OPENAI_MIN_EXAMPLES:
         result.warnings.append(f"OpenAI fine-tuning needs at least {OPENAI_MIN_EXAMPLES} examples; this file has "
                                f"{len(pairs)}")
@@ -355,15 +367,22 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
     cited = sum(1 for p in pairs if p.cited)
     not_in_text = sum(1 for p in pairs if p.not_in_text)
     passages = {r.id for p in pairs for r in p.retrieved}
+    review = Counter(p.review or "none" for p in pairs)
+    person, judge, checks = review.get("person", 0), review.get("judge", 0), review.get("checks", 0)
+    unchecked = len(pairs) - person - judge - checks
     parts = [
         f"# {title}",
         f"Made on {(today or date.today()).isoformat()} with the *Art of the Ask* course kit: instructions about the "
-        "source, each answered by a teacher model from passages retrieved from the source (retrieval-augmented "
-        "generation), then reviewed by a person who accepted, fixed or discarded it.",
+        "source, each answered by a teacher model from passages of the source (retrieval-augmented generation) and "
+        "checked against them.",
         "## Contents",
         f"- **{len(pairs):,} instruction-answer pairs** in {len(categories)} categories\n"
+        f"- **{person:,} reviewed by a person** (accepted as written, or fixed); {judge:,} accepted by the LLM judge "
+        f"only; **{checks:,} passed the automatic checks only** and were never read by a person"
+        + (f"; {unchecked:,} neither reviewed nor checked" if unchecked else "") + "\n"
         f"- {cited:,} answers cite at least one passage; {not_in_text:,} say the passages do not hold the answer\n"
-        f"- answers drew on {len(passages):,} distinct passages of the source",
+        f"- answers drew on {len(passages):,} distinct passages of the source\n"
+        "- each record's provenance says which of these it is (`review`) and what each check found (`checks`)",
     ]
     if files:
         rows = [(fmt, f"`{Path(p).name}`", HOW_TO_LOAD[fmt]) for fmt, p in files.items()]
@@ -393,8 +412,14 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
     parts += ["## Provenance", prov]
     parts += ["## Licence", f"Dataset licence: {licence or 'not chosen yet; pick one before you publish.'}",
               licence_note or DEFAULT_LICENCE_NOTE]
-    limits = ("Synthetic data: a person reviewed every pair, but answers can still be wrong or incomplete. "
-              "Answers are grounded in the retrieved passages only, so they miss what retrieval missed.")
+    if person == len(pairs):
+        limits = "Synthetic data: a person reviewed every pair, but answers can still be wrong or incomplete. "
+    else:
+        limits = (f"Synthetic data: {len(pairs) - person:,} of the {len(pairs):,} pairs were never read by a person. "
+                  "Automatic checks (the answer's words found in the passages, a YES/NO verdict from the teacher, "
+                  "the question leading back to its evidence) catch many mistakes but not all: a small teacher can "
+                  "still name the wrong speaker or misread a scene. ")
+    limits += "Answers are grounded in the retrieved passages only, so they miss what retrieval missed."
     parts += ["## Limitations", limits]
     if warnings:
         parts += ["## Warnings", "\n".join(f"- {w}" for w in warnings)]

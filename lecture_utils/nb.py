@@ -1,10 +1,14 @@
-"""Small conveniences the stage notebooks share: the run directory, saving figures, the check line."""
+"""Small conveniences the stage notebooks share: the run directory, showing figures and tables, the check line."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 
 def run_dir(path: str | Path) -> Path:
@@ -22,6 +26,59 @@ def save_figure(fig, run: Path, name: str) -> Path:
     out = Path(run) / "figures" / f"{name}.png"
     fig.savefig(out, dpi=110, bbox_inches="tight")
     return out
+
+
+def show_figure(fig, run: Path, name: str) -> None:
+    """Show a figure in the notebook and save it under RUN_DIR/figures, in one step."""
+    from IPython.display import display
+
+    save_figure(fig, run, name)
+    display(fig)
+
+
+def show_table(data: Any, columns: list[str] | None = None, max_height: int | None = None) -> None:
+    """Show a table with every row and the whole of every text, wrapped (pandas would cut texts at 50 characters).
+
+    max_height (pixels) puts a long table in a scrolling box."""
+    from IPython.display import HTML, display
+
+    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    if columns is not None:
+        df = df[columns]
+    with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
+        body = (df.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
+                .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+                .format(precision=2).to_html())
+    if max_height:
+        body = f'<div style="max-height:{int(max_height)}px; overflow-y:auto">{body}</div>'
+    display(HTML(body))
+
+
+def show_text(title: str, text: str) -> None:
+    """A long text (a prompt, a passage) shown whole, in a monospace block that keeps its line breaks."""
+    from IPython.display import HTML, display
+
+    display(HTML(f"<b>{html.escape(title)}</b><pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"))
+
+
+# The package default each notebook prompt starts from, where the names differ.
+_DEFAULT_NAMES = {"META_PROMPT": "SEED_META_PROMPT"}
+
+
+def record_prompts(run: Path, stage: int, **texts: str) -> dict:
+    """Write the prompt texts this stage ran to RUN_DIR/prompts.json with their hashes and whether they differ from
+    the kit's defaults, so a grader sees what a student changed. Returns the file's content."""
+    from . import prompts
+    from .passage_first import prompt_sha
+
+    path = Path(run) / "prompts.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for name, text in texts.items():
+        default = getattr(prompts, _DEFAULT_NAMES.get(name, name), None)
+        saved[name] = {"stage": stage, "sha": prompt_sha(text), "changed": default is not None and text != default,
+                       "text": text}
+    path.write_text(json.dumps(saved, indent=1, ensure_ascii=False), encoding="utf-8")
+    return saved
 
 
 def check(**counts) -> None:
