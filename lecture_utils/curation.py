@@ -422,6 +422,27 @@ def highlight(passage_text: str, words: Iterable[str]) -> str:
 # --- summaries for the end of the notebook ----------------------------------------------------------------------
 
 
+def checks_html(pair: QAPair) -> str:
+    """The automatic checks' results for a pair, each marked passed or failed (see verify.py), with its evidence."""
+    from .verify import failed_checks
+
+    if not pair.checks:
+        return ("" if pair.grounding is None
+                else f"Grounding {pair.grounding:.2f} (share of answer sentences the passages support)")
+    failed = set(failed_checks(pair))
+    shown = []
+    for name, value in pair.checks.items():
+        if name.endswith("_found"):
+            continue
+        mark = "&#10007;" if name in failed else "&#10003;"
+        color = "#b00020" if name in failed else "#1b5e20"
+        text = ", ".join(value) if isinstance(value, list) else value
+        shown.append(f"<span style='color:{color}'>{mark} {html.escape(name)}: {html.escape(str(text or 'ok'))}</span>")
+    verdict = {True: "passed every check", False: "FAILED a check: read it carefully", None: "not checked"}[pair.passed]
+    evidence = f"<div>answering words ({html.escape(pair.passage_id)}): <i>{html.escape(pair.span)}</i></div>" if pair.span else ""
+    return f"<div><b>Checks</b> ({verdict}): " + " · ".join(shown) + "</div>" + evidence
+
+
 def summary(state: CurationState):
     """A DataFrame of the latest decisions: pair_id, category, status, reason, edited (answer changed)."""
     import pandas as pd
@@ -608,10 +629,7 @@ class CurationPanel:
             self.answer.value = state.final_answer(pair.id)
             last = state.latest.get(pair.id)
             self.reason.value = last.reason if last else ""
-            self.grounding.value = (
-                "" if pair.grounding is None
-                else f"Grounding {pair.grounding:.2f} (share of answer sentences the passages support)"
-            )
+            self.grounding.value = checks_html(pair)
             for item, ticked in state.checklist_for(pair.id).items():
                 self.checkboxes[item].value = ticked
             hint = state.suggestion(pair.id)

@@ -303,7 +303,7 @@ NO_CONTEXT_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string
 
 
 def answer_without_context(teacher: Any, instruction: Instruction | str, prompt: str = NO_CONTEXT_PROMPT, *,
-                           system: str | None = None, temperature: float = 0.2, max_tokens: int = 512) -> str:
+                           system: str | None = None, temperature: float = 0.0, max_tokens: int = 200) -> str:
     """The teacher's answer from memory alone, for the side-by-side with the grounded answer."""
     try:
         text = prompt.format(instruction=instruction_text(instruction))
