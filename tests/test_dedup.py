@@ -154,8 +154,19 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(DedupError, match="between 0 and 1"):
         near_duplicates(["a"], threshold=70)
     with pytest.raises(DedupError, match="unknown method"):
-        near_duplicates(["a"], method="embedding")
+        near_duplicates(["a"], method="cosine")
     with pytest.raises(DedupError, match="only 'minhash'"):
         near_duplicates(["a"], bands=8)
     with pytest.raises(DedupError, match="multiple of bands"):
         near_duplicates(["a"], method="minhash", num_perm=100, bands=32)
+
+
+def test_the_embedding_check_drops_a_paraphrase_that_rouge_keeps():
+    texts = ["Why does Elizabeth refuse Mr. Collins?",
+             "What reasons does Elizabeth give for turning down Mr. Collins's proposal?",
+             "How old is Lydia?", "How old is Kitty?"]
+    rouge = near_duplicates(texts, 0.7)
+    assert [(d.index, d.closest) for d in rouge.dropped] == [(3, 2)], "ROUGE-L: same words, so Kitty's goes"
+    result = near_duplicates(texts, 0.75, method="embedding")
+    assert [(d.index, d.closest) for d in result.dropped] == [(1, 0)]
+    assert result.kept == [0, 2, 3], "same shape, different person: not a paraphrase"
