@@ -23,3 +23,24 @@ def fake_openai():
     """A running fake server: .base_url, .enqueue(...), .requests; stopped after the test."""
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def replayed_course(tmp_path_factory):
+    """The whole course run once on the replay teacher (as `run-course --teacher replay`): its output folder."""
+    from pathlib import Path
+
+    from lecture_utils.course import run_course
+
+    book = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg1342.txt"
+    if not book.exists():
+        pytest.skip("the shared book is not beside the repository (../shared/data)")
+    out = tmp_path_factory.mktemp("course")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BOOK_PATH", str(book))
+    mp.delenv("KIT_RUN_DIR", raising=False)
+    try:
+        run_course(teacher="replay", out_dir=out)
+    finally:
+        mp.undo()
+    return out

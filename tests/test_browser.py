@@ -106,6 +106,36 @@ def stop(proc: subprocess.Popen) -> None:
             pass
 
 
+def start_lab(root: Path, tmp_path: Path) -> tuple[subprocess.Popen, str, str, object]:
+    """JupyterLab on 127.0.0.1 serving root, with its settings in tmp_path; (server, base url, token, log file)."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
+           "PYTHONPATH": str(REPO)}
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # no prompt over the panel
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))  # keep every cell in the DOM, scrolled or not
+    log = (tmp_path / "lab.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=root,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(f"{base}/api/status?token={token}", server)
+    except Exception:
+        stop(server)
+        log.close()
+        raise
+    return server, base, token, log
+
+
 def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
     work = tmp_path / "lab"
     notebooks, run = work / "notebooks", work / "runs" / "demo"
@@ -118,30 +148,11 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
                     "-p", "JUDGE", "False"],  # no LLM judge: a human (this test) decides
                    check=True, capture_output=True, timeout=60)
 
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
-           "PYTHONPATH": str(REPO)}
-    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    news.parent.mkdir(parents=True)
-    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # no prompt over the panel
-    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
-    tracker.parent.mkdir(parents=True)
-    tracker.write_text(json.dumps({"windowingMode": "none"}))  # keep every cell in the DOM, scrolled or not
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=work,
-    )
+    server, base, token, log = start_lab(work, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "browser_curation.png"
     console: list[str] = []
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_server(f"{base}/api/status?token={token}", server)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
             try:
@@ -195,3 +206,34 @@ def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
     assert decisions["q002"]["status"] == "discard" and decisions["q002"]["reason"] == "factually wrong"
     assert "q003" not in decisions
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["02_seed_taxonomy.ipynb", "05_repeat_and_scale.ipynb"])
+def test_executed_notebooks_show_their_figures_in_jupyterlab(replayed_course, tmp_path, name):
+    """The charts a student is asked to read are there, as images that loaded, in the executed notebook."""
+    nb = json.loads((replayed_course / name).read_text(encoding="utf-8"))
+    expected = sum(1 for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+    assert expected >= 2, f"{name} has {expected} image outputs"
+    server, base, token, log = start_lab(replayed_course, tmp_path)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                page.set_default_timeout(60_000)
+                page.goto(f"{base}/lab/tree/{name}?token={token}")
+                images = page.locator(".jp-OutputArea-output img")
+                images.first.wait_for(state="visible", timeout=90_000)
+                page.wait_for_function(f"() => document.querySelectorAll('.jp-OutputArea-output img').length >= {expected}")
+                loaded = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output img')]
+                    .map(i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100)""")
+                images.first.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / f"browser_{name.split('_')[0]}_figures.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        stop(server)
+        log.close()
+    assert len(loaded) >= expected and all(loaded), f"{name}: {loaded.count(False)} of {len(loaded)} images did not load"

@@ -1,42 +1,57 @@
 """The whole course, headless, on the recorded teacher: what CI and an instructor's `run-course` rely on."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from lecture_utils import records
-from lecture_utils.course import NOTEBOOKS, run_course
+from lecture_utils.course import NOTEBOOKS, check_lines, run_course
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO.parent / "shared" / "data" / "pg1342.txt"
+# What the shipped replay cache yields (see the README's figures): a real dataset, not a token one.
+MIN_PAIRS, MIN_CHAPTERS = 20, 15
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not BOOK.exists(), reason="the shared book is not beside the repository (../shared/data)")
-def test_run_course_on_replay_executes_every_notebook_and_builds_a_cited_dataset(tmp_path, monkeypatch):
-    monkeypatch.setenv("BOOK_PATH", str(BOOK))
-    monkeypatch.delenv("KIT_RUN_DIR", raising=False)
-    result = run_course(teacher="replay", out_dir=tmp_path)
-
+def test_run_course_on_replay_executes_every_notebook_and_builds_a_checked_cited_dataset(replayed_course):
+    out = replayed_course
+    checks = {name: check_lines(out / name) for name in NOTEBOOKS}
+    images = 0
     for name in NOTEBOOKS:
-        nb = json.loads((tmp_path / name).read_text(encoding="utf-8"))
+        nb = json.loads((out / name).read_text(encoding="utf-8"))
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{name}: {errors[0]['ename']}"
-        assert result.checks[name]["stage"] == NOTEBOOKS.index(name) + 1
+        assert checks[name]["stage"] == NOTEBOOKS.index(name) + 1
+        for cell in nb["cells"]:
+            pngs = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+            if "nb.show_figure(" in "".join(cell["source"]):
+                assert pngs >= 1, f"{name}: a plot cell shows no picture: {''.join(cell['source'])[:80]}"
+            images += pngs
+            for o in cell.get("outputs", []):
+                table = "".join(o.get("data", {}).get("text/html", ""))
+                assert not re.search(r"\.\.\.</td>", table), f"{name}: a table cuts its text with '...'"
+    assert images >= 10, f"only {images} pictures across the five notebooks"
 
-    run = tmp_path / "run"
-    passages = {p.id for p in records.read_jsonl(run / "passages.jsonl", records.Passage)}
+    run = out / "run"
+    passages = {p.id: p for p in records.read_jsonl(run / "passages.jsonl", records.Passage)}
     dataset = records.read_jsonl(run / "dataset.jsonl", records.QAPair)
-    assert dataset and result.checks["05_repeat_and_scale.ipynb"]["dataset"] == len(dataset)
+    assert dataset and checks["05_repeat_and_scale.ipynb"]["dataset"] == len(dataset)
     for pair in dataset:
         assert pair.instruction.strip() and pair.answer.strip()
-        assert pair.cited or pair.not_in_text
-        assert set(pair.cited) <= passages
-    # Stage 4 applied the shipped human decisions, and the dataset holds the accepted and fixed ones
-    assert result.checks["04_human_curation.ipynb"]["reviewed"] == result.checks["04_human_curation.ipynb"]["pairs"]
+        assert pair.cited and set(pair.cited) <= set(passages)
+        assert pair.review == "person" or pair.passed, f"{pair.id} went in unchecked and unreviewed"
+    assert len({passages[c].chapter for p in dataset for c in p.cited}) >= MIN_CHAPTERS
+    assert len(dataset) >= MIN_PAIRS
+    # Stage 4 applied the shipped human decisions to every pair
+    assert checks["04_human_curation.ipynb"]["reviewed"] == checks["04_human_curation.ipynb"]["pairs"]
     for fmt in ("alpaca.json", "sharegpt.json", "openai_chat.jsonl", "README.md"):
-        assert any(p.name == fmt for p in (run / "export").iterdir()), fmt
+        assert (run / "export" / fmt).exists(), fmt
+    card = (run / "export" / "README.md").read_text(encoding="utf-8")
+    person = sum(p.review == "person" for p in dataset)
+    assert f"**{person:,} reviewed by a person**" in card
 
 
 def test_run_course_takes_the_classroom_teacher_and_refuses_an_unknown_one(tmp_path, monkeypatch):
