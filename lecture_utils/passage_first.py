@@ -28,6 +28,8 @@ MIN_PASSAGE_WORDS = 40  # shorter passages (a letter's signature, one line of di
 MIN_SPAN_WORDS = 3
 MAX_SPAN_CHARS = 400
 # A question that points at "the passage" means nothing to a reader (or a student model) who cannot see it.
+# "Who is Mr. Collins?": a small teacher asks it of any passage that names someone, and quotes a line that does not say.
+_WHO_IS = re.compile(r"^(who|what) (is|was) ((mr|mrs|miss|lady|sir|colonel)\.? )?[a-z]\w+( [a-z]\w+)?\?$", re.I)
 _DIALOGUE = re.compile(r"\u201c[^\u201d]*\u201d|\"[^\"]*\"")
 _DEICTIC = re.compile(r"\b(the|this|that|above|given|following) (passage|text|excerpt|extract|paragraph)\b", re.I)
 
@@ -136,6 +138,8 @@ def check_item(item: Any, passage: Passage, types: Sequence[str], title: str = "
         kind = types[0]
     if len(question.split()) < 4 or not question[0].isalpha():
         return kind, question, quote, "question too short"
+    if _WHO_IS.match(question):
+        return kind, question, quote, "asks who someone is (a passage rarely says)"
     if _DEICTIC.search(question):
         return kind, question, quote, 'question points at "the passage" (a reader cannot see it)'
     if len(quote.split()) < MIN_SPAN_WORDS or len(quote) > MAX_SPAN_CHARS:
