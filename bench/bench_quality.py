@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from lecture_utils.records import Instruction
 from lecture_utils.teacher import connect
 
 HERE = Path(__file__).resolve().parent
-SHARED_BOOK = HERE.parents[1].parent / "shared" / "data" / "pg1342.txt"
+SHARED_BOOK = Path(os.environ.get("BOOK_PATH") or HERE.parents[1] / "shared" / "data" / "pg1342.txt")
 SETS = {"pride": HERE / "eval" / "pride_factual.jsonl", "docs": HERE / "eval" / "docs_factual.jsonl"}
 
 # The kit's Stage 3 prompt before this work (our own text, kept here only to measure against).

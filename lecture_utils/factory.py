@@ -31,7 +31,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator, Sequence
 
 import openai
 
-from .prompts import RAG_PROMPT, RAG_SYSTEM
+from .prompts import RAG_PROMPT, RAG_SYSTEM, prompt_sha
 from .qa import (
     AnswerError,
     completion_parts,
@@ -407,6 +407,7 @@ class Factory:
         if config.concurrency is None:  # llama.cpp on two cores answers one request at a time anyway
             config = dataclasses.replace(config, concurrency=2 if teacher_config.mode == "local" else 8)
         self.tc, self.cache, self.index, self.cfg = teacher_config, cache, index, config
+        self.prompt_sha = prompt_sha(config.system, config.prompt)
         self.replay = teacher_config.cache == "replay"
         self.timeout_s = config.timeout_s or teacher_config.timeout_s
         self.summary = Summary(out=str(out), failures=str(failures), model=teacher_config.model or "")
@@ -587,6 +588,7 @@ class Factory:
                                         usage.get("completion_tokens", 0), self.tc.prices)
         try:
             pair = pair_from_text(inst, hits, text, model=request["model"], finish_reason=finish_reason,
+                                  prompt_sha=self.prompt_sha,
                                   refusal=refusal)
         except AnswerError as e:
             if e.retryable and not final:

@@ -69,7 +69,7 @@ def record_prompts(run: Path, stage: int, **texts: str) -> dict:
     """Write the prompt texts this stage ran to RUN_DIR/prompts.json with their hashes and whether they differ from
     the kit's defaults, so a grader sees what a student changed. Returns the file's content."""
     from . import prompts
-    from .passage_first import prompt_sha
+    from .prompts import prompt_sha
 
     path = Path(run) / "prompts.json"
     saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

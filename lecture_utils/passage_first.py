@@ -12,14 +12,13 @@ becomes a property of the sampling instead of luck.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .prompts import NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, TASK_TYPES
+from .prompts import NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, TASK_TYPES, prompt_sha
 from .records import Instruction, Passage, append_jsonl, iter_jsonl
 from .teacher import StructuredOutputError, TeacherError
 from .verify import ROUND_TRIP_MIN, check_question, find_span, normalize, unknown_names
@@ -46,11 +45,6 @@ class Dropped:
     question: str
     quote: str
     reason: str
-
-
-def prompt_sha(*texts: str | None) -> str:
-    """Short hash of the prompt text(s): records carry it, the run's prompts.json maps it back to the text."""
-    return hashlib.sha256("\x00".join(t or "" for t in texts).encode("utf-8")).hexdigest()[:10]
 
 
 def _unit(p: Passage) -> Any:

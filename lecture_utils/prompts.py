@@ -6,6 +6,8 @@ so every pair records PROMPT_VERSION. Change the version when you change a promp
 
 from __future__ import annotations
 
+import hashlib
+
 PROMPT_VERSION = "2026-12-04.1"
 
 # Stage 2 -------------------------------------------------------------------------------------------------------------
@@ -149,3 +151,8 @@ def format_categories(categories: list[str] | None = None) -> str:
 
 def format_examples(examples: list[str]) -> str:
     return "\n".join(f"- {e}" for e in examples) if examples else "- (none)"
+
+
+def prompt_sha(*texts: str | None) -> str:
+    """Short hash of the prompt text(s): records carry it, the run's prompts.json maps it back to the text."""
+    return hashlib.sha256("\x00".join(t or "" for t in texts).encode("utf-8")).hexdigest()[:10]

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
     import httpx
 
 from .prompts import (EVIDENCE_LINE, NO_CONTEXT_PROMPT, NOT_IN_TEXT, NOT_IN_TEXT_TYPE, PROMPT_VERSION, RAG_PROMPT,
-                      RAG_SYSTEM, format_context)
+                      RAG_SYSTEM, format_context, prompt_sha)
 from .records import Instruction, Passage, QAPair, Retrieved
 from .retrieval import RetrievalError
 from .teacher import MalformedReplyError, TeacherConfig, build_request, parse_json_loose
@@ -247,7 +247,8 @@ def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: in
     messages = build_rag_messages(instruction, hits, prompt, system)
     schema = answer_schema([p.id for p, _ in hits])
     reply = teacher.structured(messages, schema, temperature=temperature, max_tokens=max_tokens)
-    pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason)
+    pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
+                          prompt_sha=prompt_sha(system, prompt))
     if pair.not_in_text and not keep_not_in_text:
         return None
     return pair
@@ -293,8 +294,8 @@ async def answer_instruction_async(client: Any, config: TeacherConfig, instructi
     request, schema = rag_request(config, instruction, hits, prompt=prompt, system=system, temperature=temperature,
                                   max_tokens=max_tokens, strategy=strategy)
     text, finish_reason, refusal, usage, _ = completion_parts(await post_chat(client, request, timeout))
-    pair = pair_from_text(instruction, hits, text, model=request["model"],
-                          finish_reason=finish_reason, refusal=refusal)
+    pair = pair_from_text(instruction, hits, text, model=request["model"], finish_reason=finish_reason,
+                          refusal=refusal, prompt_sha=prompt_sha(system, prompt))
     return pair, usage
 
 
