@@ -45,7 +45,7 @@ DEFAULT_LOCAL_ALIAS = "qwen2.5-coder-1.5b-instruct"  # what the embedded server 
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
 MODES = ("local", "openai", "endpoint", "replay", "classroom")
 CACHE_MODES = ("off", "record", "replay")
-PREVIEW_CHARS = 400  # the cache keeps the start of each message only: prompts carry book text we must not commit
+PREVIEW_CHARS = 400  # longest excerpt of a server's error text shown in a message
 # What a classroom teacher says at its first unrecorded prompt, and how its error starts when no live teacher is there
 # (the grader looks for both in a student's notebook outputs).
 CLASSROOM_LIVE = "classroom: a prompt was not recorded (edited?), asking the live teacher"
@@ -412,10 +412,12 @@ class ResponseCache:
         return entry
 
     def put(self, key: str, request: dict, text: str, finish_reason: str, usage: dict) -> dict:
-        """Append one reply; the stored messages are shortened previews (the key covers the full text), and words the
-        reply copied from the prompt are stored as references to it, so a cache never holds the source's text."""
+        """Append one reply. Messages are stored as their length and hash only (the key covers the full text), and
+        words the reply copied from the prompt as references to it, so a cache never holds the source's text."""
         contents = [str(m.get("content") or "") for m in request.get("messages", [])]
-        messages = [{"role": m.get("role"), "content": _preview(c)} for m, c in zip(request.get("messages", []), contents)]
+        # No prompt text at all: prompts carry passages of the source, which must not be committed. The key covers it.
+        messages = [{"role": m.get("role"), "chars": len(c), "sha": hashlib.sha256(c.encode("utf-8")).hexdigest()[:12]}
+                    for m, c in zip(request.get("messages", []), contents)]
         entry = {"key": key, "model": request.get("model"), "messages": messages, "text": refer_copied(text, contents),
                  "finish_reason": finish_reason, "usage": usage}
         with self._lock:

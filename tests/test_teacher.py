@@ -355,7 +355,7 @@ def test_replay_matches_whichever_json_mode_was_recorded(tmp_path, fake_openai):
     assert player.structured("Q?", SCHEMA).data == recorded.data
 
 
-def test_cache_file_keeps_the_last_of_duplicate_keys_and_short_message_previews(tmp_path):
+def test_cache_file_keeps_the_last_of_duplicate_keys_and_no_prompt_text(tmp_path):
     path = tmp_path / "c.jsonl"
     request = {"model": "m", "messages": [{"role": "user", "content": "x" * 5000}], "temperature": 0.7}
     key = cache_key(request)
@@ -365,8 +365,18 @@ def test_cache_file_keeps_the_last_of_duplicate_keys_and_short_message_previews(
         f.write('{"key": "torn')  # a writer killed mid-line
     cache = ResponseCache(path)
     assert cache.get(key)["text"] == "second" and len(cache) == 1
-    stored = json.loads(path.read_text(encoding="utf-8").splitlines()[0])["messages"][0]["content"]
-    assert len(stored) < 500 and stored.endswith("[+4600 chars]")
+    stored = json.loads(path.read_text(encoding="utf-8").splitlines()[0])["messages"][0]
+    assert "content" not in stored and stored["chars"] == 5000 and "x" * 20 not in path.read_text(encoding="utf-8")
+
+
+def test_words_a_reply_copied_from_its_prompt_are_stored_as_references_and_come_back(tmp_path):
+    path = tmp_path / "c.jsonl"
+    source = "The keeper of the lighthouse counted the ships each dawn, and his sister sold herring."
+    request = {"model": "m", "messages": [{"role": "user", "content": f"Passage: {source}\nWho counted?"}]}
+    reply = '{"answer": "The keeper of the lighthouse counted the ships each dawn."}'
+    ResponseCache(path).put(cache_key(request), request, reply, "stop", {"prompt_tokens": 1, "completion_tokens": 1})
+    assert "counted the ships" not in path.read_text(encoding="utf-8")
+    assert ResponseCache(path).get(cache_key(request), request)["text"] == reply
 
 
 def test_cache_key_covers_what_changes_the_reply_and_nothing_else():
