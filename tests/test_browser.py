@@ -7,6 +7,7 @@ installs chromium and playwright; without them the test is skipped with the reas
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -136,6 +137,20 @@ def start_lab(root: Path, tmp_path: Path) -> tuple[subprocess.Popen, str, str, o
     return server, base, token, log
 
 
+@contextlib.contextmanager
+def lab_page(base: str, token: str, path: str):
+    """A headless chromium page on a JupyterLab path (closed afterwards)."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/{path}?token={token}")
+            yield page
+        finally:
+            browser.close()
+
+
 def test_curation_panel_in_jupyterlab_records_accept_and_discard(tmp_path):
     work = tmp_path / "lab"
     notebooks, run = work / "notebooks", work / "runs" / "demo"
@@ -218,21 +233,14 @@ def test_executed_notebooks_show_their_figures_in_jupyterlab(replayed_course, tm
     server, base, token, log = start_lab(replayed_course, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
-                page.set_default_timeout(60_000)
-                page.goto(f"{base}/lab/tree/{name}?token={token}")
-                images = page.locator(".jp-OutputArea-output img")
-                images.first.wait_for(state="visible", timeout=90_000)
-                page.wait_for_function(f"() => document.querySelectorAll('.jp-OutputArea-output img').length >= {expected}")
-                loaded = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output img')]
-                    .map(i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100)""")
-                images.first.scroll_into_view_if_needed()
-                page.screenshot(path=str(ARTIFACTS / f"browser_{name.split('_')[0]}_figures.png"), full_page=True)
-            finally:
-                browser.close()
+        with lab_page(base, token, name) as page:
+            images = page.locator(".jp-OutputArea-output img")
+            images.first.wait_for(state="visible", timeout=90_000)
+            page.wait_for_function(f"() => document.querySelectorAll('.jp-OutputArea-output img').length >= {expected}")
+            loaded = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output img')]
+                .map(i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100)""")
+            images.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / f"browser_{name.split('_')[0]}_figures.png"), full_page=True)
     finally:
         stop(server)
         log.close()
