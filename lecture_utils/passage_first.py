@@ -1,12 +1,16 @@
 """Stage 2, passage-first: instructions written FROM sampled passages, each carrying the passage words that answer it.
 
     chosen = sample_passages(passages, n=60)                  # every chapter gets its turn before any gets two
+    answer_sentences(chosen[0], 2)                             # -> [("factual", "Mr. Bingley ..."), ...]
     items, dropped = questions_from_passage(teacher, chosen[0])  # -> [Instruction(passage_id=..., span=...)], drops
 
 A small teacher asked "write questions about Pride and Prejudice" invents premises (a proposal in the wrong chapter,
-a character who is not in the book). Asked to write questions about the passage in front of it, and to copy the words
-that answer each one, it can be checked: a quote that is not in the passage drops the question. Coverage of the book
-becomes a property of the sampling instead of luck.
+a character who is not in the book). Asked to write questions about a passage and to quote the answer, a 1.5B model
+still gets who-said-what wrong and asks things the passage only hints at. So the questions are written answer-first:
+the kit picks sentences of narration that state something about named people (no dialogue), and the teacher only
+turns each into a question, a task small models do well. The sentence is the question's span, in the passage by
+construction; a round trip (asked again with only the passage, the teacher must land on that sentence) drops
+questions that point elsewhere. Coverage of the book is a property of the sampling instead of luck.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .prompts import NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, TASK_TYPES, prompt_sha
+from .grounding import content_words
+from .prompts import (NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, TASK_TYPES,
+                      format_context, prompt_sha)
 from .records import Instruction, Passage, append_jsonl, iter_jsonl
 from .teacher import StructuredOutputError, TeacherError
 from .verify import ROUND_TRIP_MIN, check_question, find_span, normalize, unknown_names
@@ -60,8 +66,9 @@ def dialogue_share(text: str) -> float:
 def sample_passages(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = MIN_PASSAGE_WORDS,
                     max_dialogue: float | None = 0.5) -> list[Passage]:
     """n passages spread over every chapter (or document): round-robin over the units in reading order, a random
-    passage of each, so no chapter gets a second passage before every chapter has one. Passages with more than
-    max_dialogue of their text in quotation marks are taken only when a chapter has no other. Deterministic."""
+    passage of each, so no chapter gets a second passage before every chapter has one. Within a chapter, passages
+    with two answer sentences (see answer_sentences) come first, and passages with more than max_dialogue of their
+    text in quotation marks only when a chapter has nothing better. Deterministic."""
     rng = random.Random(seed)
     by_unit: dict[Any, list[Passage]] = {}
     for p in passages:
@@ -72,8 +79,9 @@ def sample_passages(passages: Sequence[Passage], n: int, seed: int = 0, min_word
                                 "pass min_words= a smaller number")
     for pool in by_unit.values():
         rng.shuffle(pool)
-        if max_dialogue is not None:  # popped from the end: narration last in the list is taken first
-            pool.sort(key=lambda p: dialogue_share(p.text) <= max_dialogue)
+        # popped from the end: passages with more sentences to ask about, then narration, are taken first
+        pool.sort(key=lambda p: (min(len(answer_sentences(p, 2)), 2),
+                                 max_dialogue is None or dialogue_share(p.text) <= max_dialogue))
     chosen: list[Passage] = []
     while len(chosen) < n and any(by_unit.values()):
         for pool in by_unit.values():
@@ -82,14 +90,118 @@ def sample_passages(passages: Sequence[Passage], n: int, seed: int = 0, min_word
     return chosen
 
 
-def passage_schema(n: int, types: Sequence[str]) -> dict:
-    item = {"type": "object",
-            "properties": {"type": {"type": "string", "enum": list(types)},
-                           "question": {"type": "string", "minLength": 10},
-                           "quote": {"type": "string", "minLength": 8}},
-            "required": ["type", "question", "quote"]}
-    return {"type": "object", "properties": {"items": {"type": "array", "items": item, "minItems": 1, "maxItems": n}},
-            "required": ["items"]}
+QUESTION_SCHEMA = {"type": "object", "properties": {"question": {"type": "string", "minLength": 10}},
+                   "required": ["question"]}
+
+# Sentence ends, but not after a title ("Mr. Darcy") or an initial.
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\b[A-Z]\.)\s+(?=[A-Z_\u201c\"(])")
+_TITLED = re.compile(r"\b(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? [A-Z][a-z]+")
+_CAPITAL = re.compile(r"\b[A-Z][a-z]{2,}\b")
+# Sentences a question cannot be written from without guessing: "Her brother ..." (whose?), "Had Lydia known ..."
+_PRONOUN_START = re.compile(r"^(he|she|it|they|his|her|its|their|this|that|these|those|there|such|but|and|or|yet|"
+                            r"had|were|could|would|should|to|with|without|in|of)\b", re.I)
+_PRONOUN = re.compile(r"\b(he|she|him|his|her|hers|they|them|their)\b", re.I)
+_REASON = re.compile(r"\b(because|for (?:he|she|they|it|his|her)|so that|in order to|the reason|since (?:he|she|they))\b", re.I)
+_FACT = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|fifty|hundred|thousand|"
+                   r"pounds?|miles?|years?|months?|weeks?|days?|morning|evening|night|house|town|county|village|street)\b", re.I)
+_NOT_A_NAME = frozenset("The This That These Those There Then When What Which While Who Why How Her His She They "
+                        "Their Its And But Yet Nor For Not Our Your You Had Has Have Was Were Such Some Every Each "
+                        "Chapter Letter".split())
+# Quotation marks, or "I" and "you": a speech or letter that began in the passage before has no marks of its own.
+_SPEECH = re.compile(r"[\u2018\u201c\u201d\"]|[.,!?;:]\u2019|\b(I|me|my|we|us|our|you|your)\b")
+MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 8, 35
+MAX_PRONOUNS = 2  # more "he", "her", "their" than this and a small teacher mixes up who is who
+
+
+def sentences(text: str) -> list[str]:
+    """The passage's sentences, whitespace made single."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def _spoken(flat: str) -> list[tuple[int, int]]:
+    """Character ranges inside quotation marks; a speech that runs on from the passage before (a closing mark
+    first) or into the next (no closing mark) counts to the passage's edge."""
+    spans, opened = [], None
+    for m in re.finditer(r"[\u201c\u201d\"]", flat):
+        mark = m.group(0)
+        if mark == "\u201c" or (mark == '"' and opened is None):
+            opened = m.start() if opened is None else opened
+        else:
+            spans.append((0 if opened is None else opened, m.end()))
+            opened = None
+    if opened is not None:
+        spans.append((opened, len(flat)))
+    return spans
+
+
+def narration(text: str) -> list[str]:
+    """Sentences (and the ";" clauses of long ones) that lie outside every quotation, in reading order: what the
+    narrator states, not what a character claims."""
+    flat = " ".join(text.split())
+    spoken = _spoken(flat)
+    out, at = [], 0
+    whole = sentences(flat)
+    if whole and (not re.search(r"[.!?][_\u2019\u201d\")]*$", flat) or re.search(r"\b(Mr|Mrs|Dr|St|[A-Z])\.$", flat)):
+        whole = whole[:-1]  # the passage stops mid-sentence
+    for sent in whole:
+        start = flat.find(sent, at)
+        at = start + len(sent)
+        if any(a < at and start < b for a, b in spoken) or _SPEECH.search(sent):
+            continue
+        parts = [sent] if len(sent.split()) <= MAX_SENTENCE_WORDS else [c.strip() for c in sent.split(";")]
+        out += [c if c.endswith((".", "!")) else c.rstrip(",:") for c in parts]
+    return out
+
+
+def names_in(sentence: str) -> set[str]:
+    """Names a sentence mentions: titled ("Mr. Darcy") or capitalised words that are not its first word."""
+    found = {m.group(0).split()[-1] for m in _TITLED.finditer(sentence)}
+    first = sentence.split()[0] if sentence.split() else ""
+    found |= {w for w in _CAPITAL.findall(sentence) if w not in _NOT_A_NAME and w != first.strip("_\u201c\"(")}
+    return found
+
+
+def sentence_type(sentence: str, types: Sequence[str]) -> str | None:
+    """The question type a sentence suits, among `types` (None when none of the kit's rules picks one)."""
+    if "why or how" in types and _REASON.search(sentence):
+        return "why or how"
+    if "factual" in types and _FACT.search(sentence):
+        return "factual"
+    if "character" in types:
+        return "character"
+    return None
+
+
+def answer_sentences(passage: Passage, n: int = 2, types: Mapping[str, str] | Sequence[str] | None = None
+                     ) -> list[tuple[str, str]]:
+    """Up to n (type, sentence) pairs to write questions from: sentences of narration (no quotation marks) of
+    MIN_SENTENCE_WORDS to MAX_SENTENCE_WORDS words that name someone, best first: a sentence that opens with a name
+    says plainly whom it is about; one that opens with "he" or "she" leaves the question to guess. Types are spread:
+    a second sentence of a type already taken gives way to one of another type. Deterministic."""
+    names = list(_types(types))
+    known = names_in(passage.text)  # a sentence's first word is a name if the passage also writes it mid-sentence
+    scored = []
+    for pos, sent in enumerate(narration(passage.text)):
+        words = sent.split()
+        if not MIN_SENTENCE_WORDS <= len(words) <= MAX_SENTENCE_WORDS or len(sent) > MAX_SPAN_CHARS or sent.endswith("?"):
+            continue
+        opens_with_name = bool(_TITLED.match(sent)) or words[0].strip("_(,") in known
+        who = names_in(sent) | ({words[0].strip("_(,")} if opens_with_name else set())
+        pronouns = len(_PRONOUN.findall(sent))
+        if not who or _PRONOUN_START.match(sent) or pronouns > MAX_PRONOUNS:
+            continue
+        score = min(len(who), 3) + (2 if opens_with_name else 0) - pronouns
+        kind = sentence_type(sent, names) or names[pos % len(names)]
+        scored.append((score, pos, kind, sent))
+    scored.sort(key=lambda x: (-x[0], x[1]))
+    chosen: list[tuple[int, str, str]] = []
+    for score, pos, kind, sent in scored:  # first pass: one sentence per type
+        if len(chosen) < n and kind not in {k for _, k, _ in chosen}:
+            chosen.append((pos, kind, sent))
+    for score, pos, kind, sent in scored:  # then the best of the rest
+        if len(chosen) < n and all(p != pos for p, _, _ in chosen):
+            chosen.append((pos, kind, sent))
+    return [(kind, sent) for _, kind, sent in sorted(chosen)]
 
 
 def where(p: Passage) -> str:
@@ -108,85 +220,102 @@ def _types(types: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
     return {t: TASK_TYPES.get(t, t) for t in types}
 
 
-def build_passage_prompt(passage: Passage, n: int = 2, types: Mapping[str, str] | Sequence[str] | None = None,
-                         prompt: str = PASSAGE_PROMPT, title: str = "Pride and Prejudice") -> str:
-    """Fill the passage prompt's {n}, {title}, {types}, {where} and {passage}."""
-    described = "\n".join(f"  - {name}: {hint}" for name, hint in _types(types).items())
+def build_passage_prompt(passage: Passage, sentence: str, kind: str = "factual",
+                         types: Mapping[str, str] | Sequence[str] | None = None, prompt: str = PASSAGE_PROMPT,
+                         title: str = "Pride and Prejudice") -> str:
+    """Fill the passage prompt's {context} (the passage as Stage 3 shows it), {title}, {where}, {type}, {hint} and
+    {sentence}."""
+    hint = _types(types).get(kind, "")
     try:
-        return prompt.format(n=n, title=title, types=described, where=where(passage),
-                             passage=" ".join(passage.text.split()))
+        return prompt.format(context=format_context([passage], max_chars=10_000), title=title, where=where(passage),
+                             type=kind, hint=hint, sentence=sentence)
     except (KeyError, IndexError) as e:
-        raise PassageFirstError(f"the passage prompt has an unknown placeholder {e}: use {{n}}, {{title}}, {{types}}, "
-                                "{where} and {passage}, and write literal braces as {{ and }}") from None
+        raise PassageFirstError(f"the passage prompt has an unknown placeholder {e}: use {{context}}, {{title}}, "
+                                "{where}, {type}, {hint} and {sentence}, and write literal braces as {{ and }}") from None
 
 
-def check_item(item: Any, passage: Passage, types: Sequence[str], title: str = "") -> tuple[str, str, str, str | None]:
-    """(type, question, span, reason-or-None) for one generated item: the quote must be in the passage, the question
-    must stand on its own."""
-    if not isinstance(item, dict):
-        return "", "", "", "not an object"
-    kind = str(item.get("type") or "").strip().lower()
-    question = " ".join(str(item.get("question") or "").split())
-    quote = " ".join(str(item.get("quote") or "").split())
-    if kind not in types:
-        kind = types[0]
+def check_item(question: str, span: str, passage: Passage, title: str = "") -> str | None:
+    """Why a question written from `span` cannot be kept, or None: it must stand on its own without giving the
+    answer away, and name only people the passage mentions."""
+    question = " ".join(question.split())
     if len(question.split()) < 4 or not question[0].isalpha():
-        return kind, question, quote, "question too short"
+        return "question too short"
+    if not question.endswith("?"):
+        return "not a question"
     if _WHO_IS.match(question):
-        return kind, question, quote, "asks who someone is (a passage rarely says)"
-    if _DEICTIC.search(question):
-        return kind, question, quote, 'question points at "the passage" (a reader cannot see it)'
-    if len(quote.split()) < MIN_SPAN_WORDS or len(quote) > MAX_SPAN_CHARS:
-        return kind, question, quote, f"quote not {MIN_SPAN_WORDS} words to {MAX_SPAN_CHARS} characters long"
-    span = find_span(quote, passage.text)
-    if span is None:
-        return kind, question, quote, "quote is not in the passage"
-    if normalize(span) in normalize(question):
-        return kind, question, span, "question gives its own answer away"
+        return "asks who someone is (a passage rarely says)"
+    if _DEICTIC.search(question) or re.search(r"\b(the|this) sentence\b", question, re.I):
+        return 'question points at "the passage" (a reader cannot see it)'
+    if find_span(span, passage.text) is None:
+        return "quote is not in the passage"
+    if overlap_share(question, span) >= 0.9:
+        return "question gives its own answer away"
+    if _adds_situation(question, span):
+        return "question adds a situation the sentence does not describe"
+    if not names_in(question) and not (re.match(r"(who|whose|which)\b", question, re.I)
+                                       and overlap_share(question, span) >= 0.4):
+        return "question names no one (a reader cannot tell whom it is about)"
     missing = unknown_names(question, passage.text, ignore=title.split())
     if missing:
-        return kind, question, span, f"names {', '.join(missing)}, who the passage does not mention"
-    return kind, question, span, None
+        return f"names {', '.join(missing)}, who the passage does not mention"
+    return None
+
+
+def _adds_situation(question: str, span: str) -> bool:
+    """A "when/after/before/while ..." clause whose words the sentence does not have: "What did Mr. Bennet do when he
+    saw Mr. Bingley?" made from a sentence that never says he saw him. Words match on their first five letters."""
+    m = re.search(r"\b(when|after|before|while|as soon as)\b(.+)$", question, re.I)
+    if not m:
+        return False
+    stems = {w[:5] for w in content_words(span)}
+    skip = {n.lower()[:5] for n in names_in(question)} | {"mr", "mrs", "miss", "lady", "sir"}
+    words = [w for w in content_words(m.group(2)) if len(w) > 2 and w[:5] not in skip]
+    return bool(words) and sum(w[:5] in stems for w in words) / len(words) < 0.5
+
+
+def overlap_share(question: str, span: str) -> float:
+    """Share of the span's content words that the question repeats (1.0: the question holds the whole answer)."""
+    span_words = set(content_words(span))
+    return len(span_words & set(content_words(question))) / len(span_words) if span_words else 1.0
 
 
 def questions_from_passage(teacher: Any, passage: Passage, n: int = 2, *,
                            types: Mapping[str, str] | Sequence[str] | None = None,
                            prompt: str = PASSAGE_PROMPT, system: str | None = PASSAGE_SYSTEM,
-                           title: str = "Pride and Prejudice", temperature: float = 0.3,
-                           max_tokens: int | None = None, round_trip: bool = True,
+                           title: str = "Pride and Prejudice", temperature: float = 0.0,
+                           max_tokens: int = 60, round_trip: bool = True,
                            round_trip_prompt: str = ROUND_TRIP_PROMPT) -> tuple[list[Instruction], list[Dropped]]:
-    """Ask the teacher for n questions about one passage; keep those whose quote is in the passage and (round_trip)
-    that lead the teacher back to that quote when asked again.
+    """One question for each of the passage's n best answer sentences; keep those that pass check_item and (round_trip)
+    lead the teacher back to their sentence when asked again with only the passage.
 
-    Ids are "{passage id}-q{k}", so a passage asked again gives the same ids. A reply that is never valid JSON raises
-    StructuredOutputError (the caller records it as a failure and goes on)."""
-    names = list(_types(types))
-    text = build_passage_prompt(passage, n, types, prompt, title)
-    reply = teacher.structured(text, passage_schema(n, names), system=system, temperature=temperature,
-                               max_tokens=max_tokens or 90 * n + 60, attempts=2)
+    Ids are "{passage id}-q{k}", so a passage asked again gives the same ids. A reply that is never valid JSON
+    raises StructuredOutputError (the caller records it as a failure and goes on)."""
+    picked = answer_sentences(passage, n, types)
+    if not picked:
+        return [], [Dropped(passage.id, "", "", "no sentence of narration that names someone")]
     sha = prompt_sha(system, prompt)
     kept: list[Instruction] = []
     dropped: list[Dropped] = []
-    seen: set[str] = set()
-    for item in reply.data.get("items", []):
-        kind, question, span, reason = check_item(item, passage, names, title)
-        if reason is None and normalize(question) in seen:
-            reason = "same question twice"
+    for kind, span in picked:
+        text = build_passage_prompt(passage, span, kind, types, prompt, title)
+        reply = teacher.structured(text, QUESTION_SCHEMA, system=system, temperature=temperature,
+                                   max_tokens=max_tokens, attempts=2)
+        question = " ".join(str(reply.data.get("question") or "").split())
+        reason = check_item(question, span, passage, title)
         if reason:
             dropped.append(Dropped(passage.id, question, span, reason))
             continue
-        seen.add(normalize(question))
         inst = Instruction(id=f"{passage.id}-q{len(kept) + 1}", instruction=question, category=kind, run=0,
                            origin="passage", passage_id=passage.id, span=span, prompt_sha=sha,
                            checks={"span": True, "names": []})
         if round_trip:
-            inst = check_question(teacher, inst, passage, prompt=round_trip_prompt)
+            inst = check_question(teacher, inst, passage, prompt=round_trip_prompt, system=system)
             if inst.checks["round_trip"] < ROUND_TRIP_MIN:
                 found = inst.checks.get("round_trip_found") or "nothing"
                 dropped.append(Dropped(passage.id, question, span, f"round trip: asked again, the teacher found "
                                                                    f"other words ({found[:80]})"))
                 continue
-        kept.append(dataclasses.replace(inst, id=f"{passage.id}-q{len(kept) + 1}"))
+        kept.append(inst)
     return kept, dropped
 
 
@@ -203,7 +332,7 @@ def not_in_text_questions(instructions: Sequence[Instruction], passages: Sequenc
             continue
         span_words = set(normalize(inst.span).split()) | set(normalize(inst.instruction).split())
         far = [p for p in passages if _unit(p) != _unit(home) and len(p.text.split()) >= MIN_PASSAGE_WORDS
-               and not (_names(p.text) & _names(inst.instruction + " " + inst.span))
+               and not (names_in(p.text) & names_in(inst.instruction + " " + inst.span))
                and len(span_words & set(normalize(p.text).split())) < len(span_words) / 3]
         if not far:
             continue
@@ -211,11 +340,6 @@ def not_in_text_questions(instructions: Sequence[Instruction], passages: Sequenc
         out.append(Instruction(id=f"{inst.id}-neg", instruction=inst.instruction, category=NOT_IN_TEXT_TYPE, run=0,
                                origin="passage", passage_id=other.id, span="", prompt_sha=inst.prompt_sha))
     return out
-
-
-def _names(text: str) -> set[str]:
-    """Capitalised words that are not sentence starts: a rough list of the names a text mentions."""
-    return {m.group(1) for m in re.finditer(r"(?<![.!?\"]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text)} - {"The", "She", "His"}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-PROMPT_VERSION = "2026-12-04.1"
+PROMPT_VERSION = "2026-12-04.2"
 
 # Stage 2 -------------------------------------------------------------------------------------------------------------
 
@@ -48,45 +48,42 @@ Reply with JSON only: an object whose "instructions" key holds a list of {{"cate
 
 # Stage 2, passage-first (the default path; see passage_first.py) ---------------------------------------------------
 
-# The question types asked of every passage, with the hint the teacher sees for each.
+# The question types, with the hint the teacher sees for each. passage_first.answer_sentences gives each chosen
+# sentence the type it suits (a reason-giving sentence gets "why or how", one with a number or place "factual").
 TASK_TYPES = {
-    "factual": "who, what, where, when or how much; the answer is a name, place, number or event the passage states",
-    "why or how": "the reason for something, or the way it happens, as the passage explains it",
-    "character": "what a named person says, does, feels or decides in the passage",
-    "close reading": "what a short phrase that someone says or writes in the passage means or shows",
+    "factual": "who, what, where, when or how much: the answer is a name, number, place or event",
+    "why or how": "the reason for something, or the way it happens",
+    "character": "what a named person does, feels, thinks or decides",
 }
 NOT_IN_TEXT_TYPE = "not in the text"  # negatives built on purpose: a question asked against a passage that lacks it
 
+# Passage-first questions are written answer-first: the kit picks a sentence of narration that states something
+# (no dialogue, so no doubt about who said it) and the teacher only turns it into a question. The passage comes
+# first, as in RAG_PROMPT and ROUND_TRIP_PROMPT, so the server reads it once for all the calls about it.
 PASSAGE_SYSTEM = (
-    "You write reading questions about a source text. Each question you write is answered by the passage you are "
-    "shown, and you copy the words that answer it exactly as they are written."
+    "You work with passages from a source text to build a teaching dataset. You use only the passages you are "
+    "given, never your memory of the book or anything else you know."
 )
 
-PASSAGE_PROMPT = """Write {n} questions about the passage from {title} shown at the end.
+PASSAGE_PROMPT = """Passages from the source:
+{context}
 
-Rules:
-- The passage itself must state the answer. Never ask about anything it does not say.
-- Each question must make sense to someone who knows the book but cannot see the passage: name the people and
-  places, and never write "the passage", "the text" or "this excerpt".
-- In conversation, look at who is speaking before you name them: words inside quotation marks belong to the speaker
-  that "said", "cried" or "replied" points to.
-- Give each question a type from this list, using different types:
-{types}
-- In "quote", copy the words of the passage that answer the question, exactly as written: one sentence or part of one.
+Write one question about {title} that the sentence below answers.
+- Ask about what the sentence states, in its own words, and add no situation it does not describe.
+- Name the people you ask about (never "he", "she" or "they"): the reader knows the book but cannot see this passage.
+- Never mention "the passage", "the sentence" or "the text", and do not copy the sentence into the question.
+- One short question, at most 20 words.
 
-Passage ({where}):
-{passage}
+Type of question: {type} ({hint})
+Sentence: "{sentence}"
 
-Reply with JSON only: {{"items": [{{"type": "...", "question": "...", "quote": "..."}}]}}"""
+Reply with JSON only: {{"question": "..."}}"""
 
 # Stage 3 -------------------------------------------------------------------------------------------------------------
 
 NOT_IN_TEXT = "The provided passages do not contain the answer."
 
-RAG_SYSTEM = (
-    "You work with passages from a source text to build a teaching dataset. You use only the passages you are "
-    "given, never your memory of the book or anything else you know."
-)
+RAG_SYSTEM = PASSAGE_SYSTEM  # the same words, so Stage 2's and Stage 3's calls about a passage share a prefix
 
 # The passages come first and the task last: a small model follows the instruction it read last, and every call
 # about the same passage starts with the same words, which the llama.cpp server then does not read twice.

@@ -63,44 +63,92 @@ def test_a_quote_that_is_not_in_the_passage_is_none():
     assert verify.find_span("Marla sells herring from a blue cart at dawn", LIGHTHOUSE) is None
 
 
-def test_questions_whose_quote_is_not_in_the_passage_are_dropped(fake_openai, teacher):
-    fake_openai.enqueue(
-        reply_json({"items": [
-            {"type": "factual", "question": "How many steps does Marla climb at Fenwick?", "quote": "climbs the ninety steps"},
-            {"type": "factual", "question": "What does Marla sell at the market?", "quote": "Marla sells fish every Friday"},
-            {"type": "character", "question": "What does the passage say about Tobin?", "quote": "Her brother Tobin bakes rye loaves"},
-            {"type": "factual", "question": "Who sails with Captain Harrow to Fenwick?", "quote": "the last fishing boat is home"},
-        ]}),
-        reply_json({"quote": "the ninety steps"}),  # the round trip finds the same words
-    )
-    kept, dropped = passage_first.questions_from_passage(teacher, lighthouse(), n=4)
-    assert [k.instruction for k in kept] == ["How many steps does Marla climb at Fenwick?"]
-    assert kept[0].span == "climbs the ninety steps" and kept[0].passage_id == "ch01-p001"
-    assert kept[0].checks["span"] is True and kept[0].checks["round_trip"] == 1.0
-    reasons = {d.question: d.reason for d in dropped}
-    assert reasons["What does Marla sell at the market?"] == "quote is not in the passage"
-    assert "the passage" in reasons["What does the passage say about Tobin?"]
-    assert "Harrow" in reasons["Who sails with Captain Harrow to Fenwick?"]
+HARBOUR = ("Captain Harrow sails the mail boat from Fenwick to the mainland every Tuesday and Friday. "
+           "Marla keeps the lighthouse at Fenwick because her father kept it for forty years. "
+           "\u201cYou will ruin your eyes up there,\u201d Tobin told Marla one winter, but Marla only laughed at Tobin. "
+           "Old Ambrose mends the nets on the quay, and Wenna pays him in tobacco or in news from the mainland. "
+           "He was not always so patient.")
+SAILS = "Captain Harrow sails the mail boat from Fenwick to the mainland every Tuesday and Friday."
+KEEPS = "Marla keeps the lighthouse at Fenwick because her father kept it for forty years."
+MENDS = "Old Ambrose mends the nets on the quay, and Wenna pays him in tobacco or in news from the mainland."
 
 
-def test_a_question_that_does_not_lead_back_to_its_quote_is_dropped(fake_openai, teacher):
+def harbour() -> Passage:
+    return Passage("ch02-p001", "village.txt", HARBOUR, 0, len(HARBOUR), 2)
+
+
+def test_answer_sentences_are_narration_that_names_someone_best_first_and_typed():
+    assert passage_first.answer_sentences(harbour(), 2) == [("character", SAILS), ("why or how", KEEPS)]
+    three = [s for _, s in passage_first.answer_sentences(harbour(), 5)]
+    assert three == [SAILS, KEEPS, MENDS], "no dialogue, no sentence opening with a pronoun, no 6-word sentence"
+
+
+def test_a_speech_that_runs_on_from_the_passage_before_is_not_narration():
+    text = ("the boat will not sail before the storm has passed over Fenwick harbour,\u201d said Marla to Tobin. "
+            "Captain Harrow waited at the quay with Tobin until the evening tide came in.")
+    assert passage_first.narration(text) == ["Captain Harrow waited at the quay with Tobin until the evening tide came in."]
+    assert passage_first.narration("Marla rowed out with Tobin at dawn; the sea was calm. I think Tobin was right.") \
+        == ["Marla rowed out with Tobin at dawn; the sea was calm."], "'I' and 'you' belong to a speech or a letter"
+
+
+def test_a_passage_that_stops_mid_sentence_does_not_give_its_last_piece():
+    cut = "Captain Harrow waited at the quay with Tobin until the tide came in. The next morning Marla saw Mr."
+    assert passage_first.narration(cut) == ["Captain Harrow waited at the quay with Tobin until the tide came in."]
+
+
+@pytest.mark.parametrize("question, reason", [
+    ("Who is Captain Harrow?", "asks who someone is"),
+    ("Who sails the mail boat with Captain Morrow?", "names Morrow"),
+    ("Captain Harrow sails the mail boat from Fenwick to the mainland every Tuesday and Friday?", "gives its own answer away"),
+    ("What does he sail every week to the mainland?", "names no one"),
+    ("What does the passage say about Captain Harrow?", "the passage"),
+    ("On which days does Captain Harrow sail to the mainland?", None),
+    ("Who sails the mail boat from Fenwick to the mainland?", None),  # a "who" built from the sentence needs no name
+])
+def test_a_question_must_stand_on_its_own_without_giving_its_answer_away(question, reason):
+    got = passage_first.check_item(question, SAILS, harbour())
+    assert (got is None) if reason is None else (reason in got)
+
+
+def test_each_answer_sentence_becomes_one_checked_question(fake_openai, teacher):
     fake_openai.enqueue(
-        reply_json({"items": [{"type": "why or how", "question": "Why does Marla stay awake on stormy nights?",
-                               "quote": "she stays awake until the last fishing boat is home"}]}),
-        reply_json({"quote": "Her brother Tobin bakes rye loaves"}),  # the round trip lands elsewhere
+        reply_json({"question": "On which days does Captain Harrow sail the mail boat to the mainland?"}),
+        reply_json({"quote": "every Tuesday and Friday"}),  # the round trip lands on the sentence
+        reply_json({"question": "What does the passage say about Marla?"}),
     )
-    kept, dropped = passage_first.questions_from_passage(teacher, lighthouse(), n=1)
+    kept, dropped = passage_first.questions_from_passage(teacher, harbour(), n=2)
+    assert [k.instruction for k in kept] == ["On which days does Captain Harrow sail the mail boat to the mainland?"]
+    assert kept[0].id == "ch02-p001-q1" and kept[0].span == SAILS and kept[0].passage_id == "ch02-p001"
+    assert kept[0].category == "character" and kept[0].checks["round_trip"] == 1.0
+    assert [(d.question, d.quote) for d in dropped] == [("What does the passage say about Marla?", KEEPS)]
+    assert "the passage" in dropped[0].reason
+    sent = fake_openai.chat_requests[0].body["messages"][-1]["content"]
+    assert SAILS in sent and sent.startswith("Passages from the source:\n[ch02-p001]"), "the passage comes first"
+
+
+def test_a_question_that_does_not_lead_back_to_its_sentence_is_dropped(fake_openai, teacher):
+    fake_openai.enqueue(
+        reply_json({"question": "On which days does Captain Harrow sail the mail boat to the mainland?"}),
+        reply_json({"quote": "Old Ambrose mends the nets"}),  # the round trip lands elsewhere
+    )
+    kept, dropped = passage_first.questions_from_passage(teacher, harbour(), n=1)
     assert not kept and dropped[0].reason.startswith("round trip")
 
 
 def test_a_teacher_that_never_sends_valid_json_lands_in_the_drops_file_with_its_reason(fake_openai, teacher, tmp_path):
     fake_openai.enqueue(*[reply_json({"nothing": "useful"})] * 2)
-    summary = passage_first.generate(teacher, [lighthouse()], tmp_path / "q.jsonl", n=2)
+    summary = passage_first.generate(teacher, [harbour()], tmp_path / "q.jsonl", n=2)
     assert summary.failed == 1 and summary.kept == 0
     drops = read_jsonl(passage_first.drops_path(tmp_path / "q.jsonl"))
-    assert drops[0]["passage_id"] == "ch01-p001" and drops[0]["reason"].startswith("no valid reply")
-    again = passage_first.generate(teacher, [lighthouse()], tmp_path / "q.jsonl", n=2)
+    assert drops[0]["passage_id"] == "ch02-p001" and drops[0]["reason"].startswith("no valid reply")
+    again = passage_first.generate(teacher, [harbour()], tmp_path / "q.jsonl", n=2)
     assert again.asked == 0, "a passage already recorded is not asked again"
+
+
+def test_a_passage_with_nothing_to_ask_about_is_dropped_with_its_reason_and_no_call(fake_openai, teacher, tmp_path):
+    summary = passage_first.generate(teacher, [lighthouse()], tmp_path / "q.jsonl", n=2)
+    assert summary.kept == 0 and not fake_openai.chat_requests
+    assert read_jsonl(passage_first.drops_path(tmp_path / "q.jsonl"))[0]["reason"].startswith("no sentence of narration")
 
 
 def test_a_passage_too_short_to_ask_about_gets_a_clear_error():
@@ -125,6 +173,11 @@ def test_sampling_takes_every_chapter_before_any_chapter_twice():
 def test_sampling_prefers_narration_to_dialogue():
     talk = '"I will not," said Tobin. "You must," said Marla. "Never," said Tobin, "not while the lamp burns here."'
     passages = [Passage("ch01-p001", "v.txt", talk * 3, 0, 1, 1), Passage("ch01-p002", "v.txt", LIGHTHOUSE, 0, 1, 1)]
+    assert passage_first.sample_passages(passages, 1)[0].id == "ch01-p002"
+
+
+def test_sampling_prefers_passages_with_sentences_to_ask_about():
+    passages = [Passage("ch01-p001", "v.txt", LIGHTHOUSE, 0, 1, 1), Passage("ch01-p002", "v.txt", HARBOUR, 0, 1, 1)]
     assert passage_first.sample_passages(passages, 1)[0].id == "ch01-p002"
 
 
@@ -257,3 +310,10 @@ def test_a_card_of_person_reviewed_pairs_says_so(tmp_path):
     person = make_pair("Marla climbs ninety steps.", review="person")
     card = export.export_dataset([person], tmp_path, ["alpaca"]).card.read_text(encoding="utf-8")
     assert "a person reviewed every pair" in card
+
+
+def test_a_question_that_adds_a_situation_the_sentence_does_not_describe_is_dropped():
+    reason = passage_first.check_item("What does Captain Harrow do when the storm sinks his boat?", SAILS, harbour())
+    assert reason == "question adds a situation the sentence does not describe"
+    assert passage_first.check_item("Where does Captain Harrow sail when he takes the mail boat from Fenwick?",
+                                    SAILS, harbour()) is None
