@@ -27,7 +27,7 @@ from .prompts import (NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TR
                       format_context, prompt_sha)
 from .records import Instruction, Passage, append_jsonl, iter_jsonl
 from .teacher import StructuredOutputError, TeacherError
-from .verify import ROUND_TRIP_MIN, check_question, find_span, normalize, unknown_names
+from .verify import ROUND_TRIP_MIN, check_question, find_span, normalize, overlap, unknown_names
 
 MIN_PASSAGE_WORDS = 40  # shorter passages (a letter's signature, one line of dialogue) rarely hold a question
 MIN_SPAN_WORDS = 3
@@ -99,18 +99,18 @@ _TITLED = re.compile(r"\b(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? [A-Z][a-
 _CAPITAL = re.compile(r"\b[A-Z][a-z]{2,}\b")
 # Sentences a question cannot be written from without guessing: "Her brother ..." (whose?), "Had Lydia known ..."
 _PRONOUN_START = re.compile(r"^(he|she|it|they|his|her|its|their|this|that|these|those|there|such|but|and|or|yet|"
-                            r"had|were|could|would|should|to|with|without|in|of)\b", re.I)
+                            r"had|were|could|would|should)\b", re.I)
+_INTRO = re.compile(r"^[A-Z][^,;:]{2,40}, (?=[A-Z])")  # "After tea, Mr. Bennet retired to the library."
 _PRONOUN = re.compile(r"\b(he|she|him|his|her|hers|they|them|their)\b", re.I)
-_REASON = re.compile(r"\b(because|for (?:he|she|they|it|his|her)|so that|in order to|the reason|since (?:he|she|they))\b", re.I)
-_FACT = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|fifty|hundred|thousand|"
-                   r"pounds?|miles?|years?|months?|weeks?|days?|morning|evening|night|house|town|county|village|street)\b", re.I)
 _NOT_A_NAME = frozenset("The This That These Those There Then When What Which While Who Why How Her His She They "
                         "Their Its And But Yet Nor For Not Our Your You Had Has Have Was Were Such Some Every Each "
-                        "Chapter Letter".split())
+                        "Chapter Letter Nothing Here Everything Everybody Nobody Anything Something After Before "
+                        "Much Many Two Three January February March April May June July August September October November "
+                        "December Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())
 # Quotation marks, or "I" and "you": a speech or letter that began in the passage before has no marks of its own.
 _SPEECH = re.compile(r"[\u2018\u201c\u201d\"]|[.,!?;:]\u2019|\b(I|me|my|we|us|our|you|your)\b")
-MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 8, 35
-MAX_PRONOUNS = 2  # more "he", "her", "their" than this and a small teacher mixes up who is who
+MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 8, 50
+MAX_PRONOUNS = 3  # more "he", "her", "their" than this and a small teacher mixes up who is who
 
 
 def sentences(text: str) -> list[str]:
@@ -161,25 +161,109 @@ def names_in(sentence: str) -> set[str]:
     return found
 
 
-def sentence_type(sentence: str, types: Sequence[str]) -> str | None:
-    """The question type a sentence suits, among `types` (None when none of the kit's rules picks one)."""
-    if "why or how" in types and _REASON.search(sentence):
-        return "why or how"
-    if "factual" in types and _FACT.search(sentence):
-        return "factual"
-    if "character" in types:
-        return "character"
-    return None
+_NUMBER = r"(?:\d[\d,]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand|half)"
+_UNIT = r"(?:pounds?|miles?|years?|months?|weeks?|days?|hours?|minutes|guineas|daughters|sons|sisters|children|times|dances)"
+_AMOUNT = re.compile(rf"\b(?:(?:about|nearly|only|above|almost|full|at least|more than|less than|a|an)\s+){{0,2}}"
+                     rf"(?:{_NUMBER}(?:[\s-]+(?:and|or|a)?[\s-]*)?)+\s*{_UNIT}\b(?:\s+a\s+year)?", re.I)
+# "at Hunsford", "to London": a place is a capitalised word after a preposition that the passage never uses as a
+# person's name (checked against the passage's names in answers_of)
+_PLACE = re.compile(r"\b(?:at|to|from|in|into|near) (?:the )?(?!(?:Mr|Mrs|Miss|Lady|Sir)\b)[A-Z][a-z]{2,}(?: [A-Z][a-z]+)?\b")
+_PERSON = re.compile(r"(?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: (?:de )?[A-Z][a-z]+)?")
+_BECAUSE = re.compile(r"\bbecause\b[^;:.!?]{8,100}", re.I)
+_SUBJECT = re.compile(r"^((?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: (?:de )?[A-Z][a-z]+)?"
+                      r"(?: and (?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)(?=[ ,])")
+
+
+_TITLES = {"Mr", "Mrs", "Miss", "Lady", "Sir", "Colonel", "Captain", "Dr", "Mr.", "Mrs.", "Dr."}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one question is written from: its type, the sentence (the question's span) and the answer words in it."""
+
+    kind: str
+    sentence: str
+    answer: str
+    ask: str = "who"  # the question word the draft puts where the answer was
+
+    @property
+    def draft(self) -> str:
+        """The kit's rough question, built from the sentence by rule: "Mr. Collins returned on the Monday" -> "Who
+        returned on the Monday?"; other types mark the answer's place: "Longbourn was [how far] from Meryton?"."""
+        intro = _INTRO.match(self.sentence)
+        lead = intro.group(0) if intro and self.sentence[intro.end():].startswith(self.answer) else ""
+        if self.kind == "character" and self.sentence[len(lead):].startswith(self.answer):
+            rest = self.sentence[len(lead) + len(self.answer):]
+            aside = re.match(r"\s*,([^,;]{1,80}),", rest)  # "Elizabeth, who was left by herself, now smiled"
+            return (lead + "who " if lead else "Who ") + _clause(rest[aside.end():] if aside else rest) + "?"
+        ask = self.ask
+        start = self.sentence.find(self.answer)
+        before = self.sentence[:start].rsplit(";", 1)[-1].lstrip(" ,")
+        after = _clause(self.sentence[start + len(self.answer):], keep_short=True)
+        return (before + f"[{ask}]" + (" " + after if after else "")).strip() + "?"
+
+
+_WH = {"pound": "how much", "guinea": "how much", "mile": "how far", "year": "how long", "month": "how long",
+       "week": "how long", "day": "how long", "hour": "how long", "minute": "how long"}
+
+
+def _unit_of(answer: str) -> str:
+    m = re.search(_UNIT + r"\b", answer, re.I)
+    return m.group(0).lower().rstrip("s") if m else ""
+
+
+def _clause(rest: str, keep_short: bool = False) -> str:
+    """The rest of a sentence up to where its first clause ends (";", ":", "--", ", but", ", and")."""
+    rest = rest.strip(" ,")
+    cuts = list(re.finditer(r";|:|--|,? but |, and |, while |, which ", rest))
+    for cut in cuts:
+        if keep_short or len(rest[:cut.start()].split()) >= 3:
+            return rest[:cut.start()].rstrip(" ,.!")
+    return (rest[:cuts[0].start()] if cuts else rest).rstrip(" ,.!")
+
+
+def answers_of(sentence: str, known: set[str], types: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(type, answer words, question word) for each question the sentence can answer: an amount ("only one mile":
+    how far) or a place ("at Hunsford": where), both "factual"; a reason ("because ...": "why or how"); the person the
+    sentence opens with ("Mr. Bennet": "character", a who-question), and another person it names in that clause
+    ("factual", whom)."""
+    out = []
+    m = _AMOUNT.search(sentence)
+    if m and "factual" in types and len(m.group(0).split()) >= 2:
+        out.append(("factual", m.group(0).strip(), _WH.get(_unit_of(m.group(0)), "how many")))
+    m = _PLACE.search(sentence)
+    if m and "factual" in types and not _TITLED.search(m.group(0)) and m.group(0).split()[-1] not in known:
+        out.append(("factual", m.group(0), "where"))
+    m = _BECAUSE.search(sentence)
+    if m and "why or how" in types:
+        out.append(("why or how", m.group(0).strip(" ,"), "why"))
+    intro = _INTRO.match(sentence)
+    if intro and (names_in(intro.group(0)) or _TITLED.search(intro.group(0)) or intro.group(0).split()[0] in known):
+        intro = None  # "Lady Catherine, Sir William and ...": a list of people, not an opening phrase
+    rest = sentence[intro.end():] if intro else sentence
+    m = _SUBJECT.match(rest)
+    if m and m.group(1) not in _TITLES and (_TITLED.match(m.group(1)) or m.group(1).split()[0] in known):
+        if "character" in types:
+            out.append(("character", m.group(1), "who"))
+        clause = re.split(r";|:|--", rest[m.end():], maxsplit=1)[0]
+        other = next((o for o in _PERSON.finditer(clause) if o.group(0) not in _TITLES and
+                      (_TITLED.match(o.group(0)) or (o.group(0).split()[0] in known and not
+                                                     re.search(r"\b(at|to|from|in|into|near|of|on)\s+$", clause[:o.start()])))
+                      and o.group(0).split()[-1] not in m.group(1)), None)
+        if other and "factual" in types:
+            out.append(("factual", other.group(0), "whom"))
+    return out
 
 
 def answer_sentences(passage: Passage, n: int = 2, types: Mapping[str, str] | Sequence[str] | None = None
-                     ) -> list[tuple[str, str]]:
-    """Up to n (type, sentence) pairs to write questions from: sentences of narration (no quotation marks) of
-    MIN_SENTENCE_WORDS to MAX_SENTENCE_WORDS words that name someone, best first: a sentence that opens with a name
-    says plainly whom it is about; one that opens with "he" or "she" leaves the question to guess. Types are spread:
-    a second sentence of a type already taken gives way to one of another type. Deterministic."""
+                     ) -> list[Target]:
+    """Up to n Targets to write questions to: sentences of narration (no quotation marks) of MIN_SENTENCE_WORDS to
+    MAX_SENTENCE_WORDS words that name someone and hold an answer (see answers_of), best first: a sentence that opens
+    with a name says plainly whom it is about; pronouns leave the question to guess. Types are spread: a second
+    sentence of a type already taken gives way to one of another type. Deterministic."""
     names = list(_types(types))
-    known = names_in(passage.text)  # a sentence's first word is a name if the passage also writes it mid-sentence
+    # a sentence's first word is a name if the passage also writes it inside a sentence
+    known = set().union(*(names_in(sent) for sent in sentences(passage.text)))
     scored = []
     for pos, sent in enumerate(narration(passage.text)):
         words = sent.split()
@@ -190,18 +274,21 @@ def answer_sentences(passage: Passage, n: int = 2, types: Mapping[str, str] | Se
         pronouns = len(_PRONOUN.findall(sent))
         if not who or _PRONOUN_START.match(sent) or pronouns > MAX_PRONOUNS:
             continue
-        score = min(len(who), 3) + (2 if opens_with_name else 0) - pronouns
-        kind = sentence_type(sent, names) or names[pos % len(names)]
-        scored.append((score, pos, kind, sent))
+        for k, (kind, answer, ask) in enumerate(answers_of(sent, known, names)):
+            target = Target(kind, sent, answer, ask)
+            if len(content_words(target.draft)) < 5 and not names_in(target.draft[4:]):
+                continue  # "Who made no answer?": true of a dozen scenes, so no question at all
+            score = min(len(who), 3) + (2 if opens_with_name else 0) - pronouns + (1 if kind != "character" else 0)
+            scored.append((score, (pos, k), target))
     scored.sort(key=lambda x: (-x[0], x[1]))
-    chosen: list[tuple[int, str, str]] = []
-    for score, pos, kind, sent in scored:  # first pass: one sentence per type
-        if len(chosen) < n and kind not in {k for _, k, _ in chosen}:
-            chosen.append((pos, kind, sent))
-    for score, pos, kind, sent in scored:  # then the best of the rest
-        if len(chosen) < n and all(p != pos for p, _, _ in chosen):
-            chosen.append((pos, kind, sent))
-    return [(kind, sent) for _, kind, sent in sorted(chosen)]
+    chosen: dict[tuple[int, int], Target] = {}
+    for _, at, t in scored:  # first pass: one question per type
+        if len(chosen) < n and t.kind not in {c.kind for c in chosen.values()}:
+            chosen[at] = t
+    for _, at, t in scored:  # then the best of the rest
+        if len(chosen) < n and at not in chosen:
+            chosen[at] = t
+    return [chosen[at] for at in sorted(chosen)]
 
 
 def where(p: Passage) -> str:
@@ -220,23 +307,23 @@ def _types(types: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
     return {t: TASK_TYPES.get(t, t) for t in types}
 
 
-def build_passage_prompt(passage: Passage, sentence: str, kind: str = "factual",
-                         types: Mapping[str, str] | Sequence[str] | None = None, prompt: str = PASSAGE_PROMPT,
-                         title: str = "Pride and Prejudice") -> str:
-    """Fill the passage prompt's {context} (the passage as Stage 3 shows it), {title}, {where}, {type}, {hint} and
-    {sentence}."""
-    hint = _types(types).get(kind, "")
+def build_passage_prompt(passage: Passage, target: Target, types: Mapping[str, str] | Sequence[str] | None = None,
+                         prompt: str = PASSAGE_PROMPT, title: str = "Pride and Prejudice") -> str:
+    """Fill the passage prompt's {context} (the passage as Stage 3 shows it), {title}, {where}, {type}, {hint},
+    {sentence}, {draft} and {answer}."""
     try:
         return prompt.format(context=format_context([passage], max_chars=10_000), title=title, where=where(passage),
-                             type=kind, hint=hint, sentence=sentence)
+                             type=target.kind, hint=_types(types).get(target.kind, ""), sentence=target.sentence,
+                             answer=target.answer, draft=target.draft)
     except (KeyError, IndexError) as e:
         raise PassageFirstError(f"the passage prompt has an unknown placeholder {e}: use {{context}}, {{title}}, "
-                                "{where}, {type}, {hint} and {sentence}, and write literal braces as {{ and }}") from None
+                                "{where}, {type}, {hint}, {sentence}, {draft} and {answer}, and write literal braces as "
+                                "{{ and }}") from None
 
 
-def check_item(question: str, span: str, passage: Passage, title: str = "") -> str | None:
-    """Why a question written from `span` cannot be kept, or None: it must stand on its own without giving the
-    answer away, and name only people the passage mentions."""
+def check_item(question: str, span: str, passage: Passage, title: str = "", answer: str = "") -> str | None:
+    """Why a question written from `span` (to the answer words `answer`) cannot be kept, or None: it must stand on
+    its own without giving the answer away, and name only people the passage mentions."""
     question = " ".join(question.split())
     if len(question.split()) < 4 or not question[0].isalpha():
         return "question too short"
@@ -248,7 +335,7 @@ def check_item(question: str, span: str, passage: Passage, title: str = "") -> s
         return 'question points at "the passage" (a reader cannot see it)'
     if find_span(span, passage.text) is None:
         return "quote is not in the passage"
-    if overlap_share(question, span) >= 0.9:
+    if overlap_share(question, span) >= 0.9 or (answer and normalize(answer) in normalize(question)):
         return "question gives its own answer away"
     if _adds_situation(question, span):
         return "question adds a situation the sentence does not describe"
@@ -273,6 +360,17 @@ def _adds_situation(question: str, span: str) -> bool:
     return bool(words) and sum(w[:5] in stems for w in words) / len(words) < 0.5
 
 
+def _new_words(question: str, span: str) -> float:
+    """Share of the question's content words that the sentence does not have (matched on their first five letters,
+    so "returned" finds "return")."""
+    stems = {w[:5] for w in content_words(span)}
+    words = [w for w in content_words(question) if len(w) > 2 and w not in _WH_WORDS]
+    return sum(w[:5] not in stems for w in words) / len(words) if words else 0.0
+
+
+_WH_WORDS = {"who", "whom", "whose", "what", "where", "when", "why", "how", "long", "much", "far", "many", "did", "does"}
+
+
 def overlap_share(question: str, span: str) -> float:
     """Share of the span's content words that the question repeats (1.0: the question holds the whole answer)."""
     span_words = set(content_words(span))
@@ -292,28 +390,34 @@ def questions_from_passage(teacher: Any, passage: Passage, n: int = 2, *,
     raises StructuredOutputError (the caller records it as a failure and goes on)."""
     picked = answer_sentences(passage, n, types)
     if not picked:
-        return [], [Dropped(passage.id, "", "", "no sentence of narration that names someone")]
+        return [], [Dropped(passage.id, "", "", "no sentence of narration that names someone and holds an answer")]
     sha = prompt_sha(system, prompt)
     kept: list[Instruction] = []
     dropped: list[Dropped] = []
-    for kind, span in picked:
-        text = build_passage_prompt(passage, span, kind, types, prompt, title)
+    for target in picked:
+        text = build_passage_prompt(passage, target, types, prompt, title)
         reply = teacher.structured(text, QUESTION_SCHEMA, system=system, temperature=temperature,
                                    max_tokens=max_tokens, attempts=2)
         question = " ".join(str(reply.data.get("question") or "").split())
-        reason = check_item(question, span, passage, title)
+        span = target.sentence
+        reason = check_item(question, span, passage, title, target.answer)
+        if not reason and _new_words(question, span) > 0.3:
+            reason = "strays from the sentence (words it does not have)"
+        if reason and target.kind == "character" and not check_item(target.draft, span, passage, title, target.answer):
+            question, reason = target.draft, None  # a who-question built by rule is right, if plain
         if reason:
             dropped.append(Dropped(passage.id, question, span, reason))
             continue
-        inst = Instruction(id=f"{passage.id}-q{len(kept) + 1}", instruction=question, category=kind, run=0,
+        inst = Instruction(id=f"{passage.id}-q{len(kept) + 1}", instruction=question, category=target.kind, run=0,
                            origin="passage", passage_id=passage.id, span=span, prompt_sha=sha,
-                           checks={"span": True, "names": []})
+                           checks={"span": True, "names": [], "answer": target.answer})
         if round_trip:
             inst = check_question(teacher, inst, passage, prompt=round_trip_prompt, system=system)
-            if inst.checks["round_trip"] < ROUND_TRIP_MIN:
-                found = inst.checks.get("round_trip_found") or "nothing"
+            inst.checks["answer"] = target.answer
+            found = inst.checks.get("round_trip_found") or ""
+            if inst.checks["round_trip"] < ROUND_TRIP_MIN or overlap(found, target.answer) < ROUND_TRIP_MIN:
                 dropped.append(Dropped(passage.id, question, span, f"round trip: asked again, the teacher found "
-                                                                   f"other words ({found[:80]})"))
+                                                                   f"other words ({(found or 'nothing')[:80]})"))
                 continue
         kept.append(inst)
     return kept, dropped

@@ -48,17 +48,17 @@ Reply with JSON only: an object whose "instructions" key holds a list of {{"cate
 
 # Stage 2, passage-first (the default path; see passage_first.py) ---------------------------------------------------
 
-# The question types, with the hint the teacher sees for each. passage_first.answer_sentences gives each chosen
-# sentence the type it suits (a reason-giving sentence gets "why or how", one with a number or place "factual").
+# The question types. passage_first.answers_of finds a sentence's answers and so their types: an amount, a place or a
+# second person is "factual", a "because" clause "why or how", the person the sentence opens with "character".
 TASK_TYPES = {
-    "factual": "who, what, where, when or how much: the answer is a name, number, place or event",
-    "why or how": "the reason for something, or the way it happens",
-    "character": "what a named person does, feels, thinks or decides",
+    "factual": "how much, how far, how long, where, or whom: an amount, a place or a second person the sentence names",
+    "why or how": "the reason for something, as the sentence gives it",
+    "character": "who did, felt or decided something: the answer is the person the sentence opens with",
 }
 NOT_IN_TEXT_TYPE = "not in the text"  # negatives built on purpose: a question asked against a passage that lacks it
 
-# Passage-first questions are written answer-first: the kit picks a sentence of narration that states something
-# (no dialogue, so no doubt about who said it) and the teacher only turns it into a question. The passage comes
+# Passage-first questions are written answer-first: the kit picks a sentence of narration (no dialogue, so no doubt
+# about who said it) and the answer words in it, drafts a rough question by rule, and the teacher makes it read well. The passage comes
 # first, as in RAG_PROMPT and ROUND_TRIP_PROMPT, so the server reads it once for all the calls about it.
 PASSAGE_SYSTEM = (
     "You work with passages from a source text to build a teaching dataset. You use only the passages you are "
@@ -68,14 +68,14 @@ PASSAGE_SYSTEM = (
 PASSAGE_PROMPT = """Passages from the source:
 {context}
 
-Write one question about {title} that the sentence below answers.
-- Ask about what the sentence states, in its own words, and add no situation it does not describe.
-- Name the people you ask about (never "he", "she" or "they"): the reader knows the book but cannot see this passage.
-- Never mention "the passage", "the sentence" or "the text", and do not copy the sentence into the question.
-- One short question, at most 20 words.
+Turn the draft below into one clear question about {title} that a reader of the book would ask.
+- Keep the draft's meaning and its facts, and add nothing that the sentence does not say.
+- The answer is given below: the question must not contain it.
+- Name people (never "he", "she" or "they"), and never mention "the passage" or "the text". At most 20 words.
 
-Type of question: {type} ({hint})
 Sentence: "{sentence}"
+Draft: {draft}
+Answer: {answer}
 
 Reply with JSON only: {{"question": "..."}}"""
 

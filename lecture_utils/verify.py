@@ -6,6 +6,8 @@
 
 The checks, cheapest first:
 - span: the instruction's quoted evidence occurs in its source passage (checked in Stage 2; recorded here).
+- expected: the answer holds the answer words Stage 2 wrote the question to ("Mr. Bennet", "only one mile"): a
+  fluent answer about the wrong person fails here, where the lexical checks below cannot see it.
 - support: every answer sentence is supported by one passage (lexical, no model: grounding.sentence_support).
 - round_trip: the teacher, shown only the source passage, copies the words that answer the question; they must
   overlap the span the question was written from. A question that does not lead back to its evidence is ambiguous
@@ -34,7 +36,7 @@ ROUND_TRIP_MIN = 0.5  # share of the shorter side's content words that the re-fo
 QUOTE_SCHEMA = {"type": "object", "properties": {"quote": {"type": "string"}}, "required": ["quote"]}
 VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
                   "required": ["verdict"]}
-CHECK_NAMES = ("span", "names", "support", "round_trip", "faithful", "says_not_in_text")
+CHECK_NAMES = ("span", "names", "expected", "support", "round_trip", "faithful", "says_not_in_text")
 # Capitalised words that start questions and sentences without naming anyone.
 _NOT_NAMES = frozenset("""what why how who whom whose when where which describe explain compare identify summarise
 summarize trace discuss analyse analyze give list name according does did is was were are do can could would should
@@ -91,6 +93,14 @@ def overlap(a: str, b: str) -> float:
     return len(wa & wb) / min(len(wa), len(wb))
 
 
+def says(answer: str, expected: str) -> bool:
+    """True when the answer holds every content word of the expected answer, matched on their first five letters
+    ("Bingley's" finds "Bingley"): the answer names the right person, amount or place."""
+    have = {w[:5] for w in content_words(answer)}
+    want = {w[:5] for w in content_words(expected)}
+    return bool(want) and want <= have
+
+
 def _context(pair: QAPair, by_id: Mapping[str, Passage]) -> list[Passage]:
     return [by_id[r.id] for r in pair.retrieved if r.id in by_id]
 
@@ -130,6 +140,7 @@ def passed(checks: Mapping[str, Any], support_min: float = SUPPORT_THRESHOLD,
     """True when every check that ran passed (a check that did not apply is None or missing)."""
     tests = {
         "span": lambda v: v is True,
+        "expected": lambda v: v is True,
         "names": lambda v: not v,
         "support": lambda v: v >= support_min,
         "round_trip": lambda v: v >= round_trip_min,
@@ -186,6 +197,8 @@ def verify_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mappin
         checks["says_not_in_text"] = False if pair.span else None
         return dataclasses.replace(pair, checks=checks, passed=passed(checks) if pair.span else None, grounding=None)
     checks["names"] = unknown_names(pair.answer, " ".join(p.text for p in context) + " " + pair.instruction)
+    if pair.checks.get("answer"):  # Stage 2 picked the answer words: the answer must say them
+        checks["expected"] = says(pair.answer, pair.checks["answer"])
     support = sentence_support(pair.answer, [p.text for p in context])
     checks["support"] = round(min((s.score for s in support), default=0.0), 3)
     grounding = sum(s.supported for s in support) / len(support) if support else 0.0

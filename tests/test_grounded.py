@@ -77,10 +77,20 @@ def harbour() -> Passage:
     return Passage("ch02-p001", "village.txt", HARBOUR, 0, len(HARBOUR), 2)
 
 
-def test_answer_sentences_are_narration_that_names_someone_best_first_and_typed():
-    assert passage_first.answer_sentences(harbour(), 2) == [("character", SAILS), ("why or how", KEEPS)]
-    three = [s for _, s in passage_first.answer_sentences(harbour(), 5)]
-    assert three == [SAILS, KEEPS, MENDS], "no dialogue, no sentence opening with a pronoun, no 6-word sentence"
+def test_answer_sentences_are_narration_that_names_someone_with_an_answer_in_it():
+    two = passage_first.answer_sentences(harbour(), 2)
+    assert two == [passage_first.Target("character", SAILS, "Captain Harrow", "who"),
+                   passage_first.Target("factual", KEEPS, "forty years", "how long")], "one of each type first"
+    every = passage_first.answer_sentences(harbour(), 10)
+    assert {t.sentence for t in every} == {SAILS, KEEPS}, "no dialogue, no 6-word sentence, none opening with 'He'"
+    assert {(t.kind, t.answer) for t in every} >= {("why or how", "because her father kept it for forty years"),
+                                                   ("character", "Marla")}
+
+
+def test_the_kit_drafts_each_question_by_rule():
+    sails, keeps = passage_first.answer_sentences(harbour(), 2)
+    assert sails.draft == "Who sails the mail boat from Fenwick to the mainland every Tuesday and Friday?"
+    assert keeps.draft == "Marla keeps the lighthouse at Fenwick because her father kept it for [how long]?"
 
 
 def test_a_speech_that_runs_on_from_the_passage_before_is_not_narration():
@@ -100,36 +110,54 @@ def test_a_passage_that_stops_mid_sentence_does_not_give_its_last_piece():
     ("Who is Captain Harrow?", "asks who someone is"),
     ("Who sails the mail boat with Captain Morrow?", "names Morrow"),
     ("Captain Harrow sails the mail boat from Fenwick to the mainland every Tuesday and Friday?", "gives its own answer away"),
+    ("Does Captain Harrow sail the mail boat from Fenwick?", "gives its own answer away"),  # holds the answer words
     ("What does he sail every week to the mainland?", "names no one"),
-    ("What does the passage say about Captain Harrow?", "the passage"),
-    ("On which days does Captain Harrow sail to the mainland?", None),
+    ("What does the passage say about the mail boat from Fenwick?", "the passage"),
     ("Who sails the mail boat from Fenwick to the mainland?", None),  # a "who" built from the sentence needs no name
 ])
 def test_a_question_must_stand_on_its_own_without_giving_its_answer_away(question, reason):
-    got = passage_first.check_item(question, SAILS, harbour())
+    got = passage_first.check_item(question, SAILS, harbour(), answer="Captain Harrow")
     assert (got is None) if reason is None else (reason in got)
 
 
-def test_each_answer_sentence_becomes_one_checked_question(fake_openai, teacher):
+def test_each_answer_becomes_one_checked_question(fake_openai, teacher):
     fake_openai.enqueue(
-        reply_json({"question": "On which days does Captain Harrow sail the mail boat to the mainland?"}),
-        reply_json({"quote": "every Tuesday and Friday"}),  # the round trip lands on the sentence
+        reply_json({"question": "Who sails the mail boat from Fenwick to the mainland each week?"}),
+        reply_json({"quote": "Captain Harrow"}),  # the round trip finds the answer
         reply_json({"question": "What does the passage say about Marla?"}),
     )
     kept, dropped = passage_first.questions_from_passage(teacher, harbour(), n=2)
-    assert [k.instruction for k in kept] == ["On which days does Captain Harrow sail the mail boat to the mainland?"]
+    assert [k.instruction for k in kept] == ["Who sails the mail boat from Fenwick to the mainland each week?"]
     assert kept[0].id == "ch02-p001-q1" and kept[0].span == SAILS and kept[0].passage_id == "ch02-p001"
     assert kept[0].category == "character" and kept[0].checks["round_trip"] == 1.0
+    assert kept[0].checks["answer"] == "Captain Harrow"
     assert [(d.question, d.quote) for d in dropped] == [("What does the passage say about Marla?", KEEPS)]
     assert "the passage" in dropped[0].reason
     sent = fake_openai.chat_requests[0].body["messages"][-1]["content"]
     assert SAILS in sent and sent.startswith("Passages from the source:\n[ch02-p001]"), "the passage comes first"
+    assert "Draft: Who sails the mail boat" in sent and "Answer: Captain Harrow" in sent
 
 
-def test_a_question_that_does_not_lead_back_to_its_sentence_is_dropped(fake_openai, teacher):
+def test_a_rewrite_that_fails_its_checks_gives_way_to_the_kits_draft(fake_openai, teacher):
+    fake_openai.enqueue(reply_json({"question": "Who is Captain Harrow?"}), reply_json({"quote": "Captain Harrow"}))
+    kept, _ = passage_first.questions_from_passage(teacher, harbour(), n=1)
+    assert [k.instruction for k in kept] == ["Who sails the mail boat from Fenwick to the mainland every Tuesday and Friday?"]
+
+
+def test_a_question_with_words_the_sentence_does_not_have_is_dropped(fake_openai, teacher):
     fake_openai.enqueue(
-        reply_json({"question": "On which days does Captain Harrow sail the mail boat to the mainland?"}),
-        reply_json({"quote": "Old Ambrose mends the nets"}),  # the round trip lands elsewhere
+        reply_json({"question": "Who sails the mail boat from Fenwick to the mainland?"}),
+        reply_json({"quote": "Captain Harrow"}),
+        reply_json({"question": "How long did the winter storms keep Marla awake in the lighthouse at Fenwick?"}),
+    )
+    kept, dropped = passage_first.questions_from_passage(teacher, harbour(), n=2)
+    assert len(kept) == 1 and dropped[0].reason.startswith("strays from the sentence")
+
+
+def test_a_question_that_does_not_lead_back_to_its_answer_is_dropped(fake_openai, teacher):
+    fake_openai.enqueue(
+        reply_json({"question": "Who sails the mail boat from Fenwick to the mainland?"}),
+        reply_json({"quote": "Marla keeps the lighthouse"}),  # the round trip lands elsewhere
     )
     kept, dropped = passage_first.questions_from_passage(teacher, harbour(), n=1)
     assert not kept and dropped[0].reason.startswith("round trip")
@@ -149,6 +177,7 @@ def test_a_passage_with_nothing_to_ask_about_is_dropped_with_its_reason_and_no_c
     summary = passage_first.generate(teacher, [lighthouse()], tmp_path / "q.jsonl", n=2)
     assert summary.kept == 0 and not fake_openai.chat_requests
     assert read_jsonl(passage_first.drops_path(tmp_path / "q.jsonl"))[0]["reason"].startswith("no sentence of narration")
+
 
 
 def test_a_passage_too_short_to_ask_about_gets_a_clear_error():
@@ -198,7 +227,7 @@ def test_negatives_are_asked_against_a_far_passage_that_shares_no_name():
 def make_pair(answer: str, **kw) -> QAPair:
     return QAPair("qa-x", "x", kw.pop("instruction", "How many steps does Marla climb each evening?"), "factual", answer,
                   retrieved=[Retrieved("ch01-p001", 1.0)], cited=["ch01-p001"], passage_id="ch01-p001",
-                  span="climbs the ninety steps", checks={"span": True, "round_trip": 1.0}, **kw)
+                  span="climbs the ninety steps", checks=kw.pop("checks", {"span": True, "round_trip": 1.0}), **kw)
 
 
 def test_a_supported_answer_with_a_yes_verdict_passes(fake_openai, teacher):
@@ -317,3 +346,12 @@ def test_a_question_that_adds_a_situation_the_sentence_does_not_describe_is_drop
     assert reason == "question adds a situation the sentence does not describe"
     assert passage_first.check_item("Where does Captain Harrow sail when he takes the mail boat from Fenwick?",
                                     SAILS, harbour()) is None
+
+
+def test_an_answer_about_the_wrong_person_fails_the_expected_check(teacher, fake_openai):
+    passages = {"ch01-p001": lighthouse()}
+    right = make_pair("Marla climbs the ninety steps every evening.", checks={"span": True, "answer": "Marla"})
+    wrong = make_pair("Tobin climbs the ninety steps every evening.", checks={"span": True, "answer": "Marla"})
+    assert verify.verify_pair(teacher, right, passages, llm_checks=False).checks["expected"] is True
+    checked = verify.verify_pair(teacher, wrong, passages, llm_checks=False)
+    assert checked.checks["expected"] is False and not checked.passed and "expected" in verify.failed_checks(checked)
