@@ -18,7 +18,7 @@ import json
 import sys
 
 from .course import TEACHERS
-from .teacher import MODES
+from .settings import MODES
 
 
 def _corpus(args: argparse.Namespace) -> int:

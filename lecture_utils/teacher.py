@@ -22,7 +22,6 @@ import email.utils
 import functools
 import hashlib
 import json
-import os
 import random
 import re
 import sys
@@ -34,17 +33,14 @@ from typing import Any, Callable
 
 import openai
 
+from . import settings
 from .records import append_jsonl, iter_jsonl
+from .settings import CACHE_MODES, DEFAULT_CACHE_PATH, MODES, REPLAY_MODES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ENV_FILE = REPO_ROOT / ".env"
-DEFAULT_CACHE_PATH = REPO_ROOT / "data" / "replay_cache.jsonl"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_LOCAL_ALIAS = "qwen2.5-coder-1.5b-instruct"  # what the embedded server calls its default model
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
-MODES = ("local", "openai", "endpoint", "replay", "classroom")
-CACHE_MODES = ("off", "record", "replay")
 PREVIEW_CHARS = 400  # longest excerpt of a server's error text shown in a message
 # What a classroom teacher says at its first unrecorded prompt, and how its error starts when no live teacher is there
 # (the grader looks for both in a student's notebook outputs).
@@ -125,11 +121,10 @@ class TeacherConfig:
 
         Without a mode: an explicit base URL means "endpoint", else an OpenAI key means "openai", else "local".
         """
-        env = {**_dotenv(ENV_FILE), **os.environ}  # a real environment variable beats .env
+        env = settings.environment()  # a real environment variable beats .env
 
         def get(name: str) -> str | None:
-            value = (env.get(name) or "").strip()
-            return value or None
+            return settings.get(name, env=env)
 
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -146,23 +141,25 @@ class TeacherConfig:
         if mode is None:
             mode = "endpoint" if base_url else "openai" if (teacher_key or openai_key) else "local"
         cache = given.pop("cache", None) or get("TEACHER_CACHE") or "off"
-        if mode in ("replay", "classroom"):
+        if mode in REPLAY_MODES:
             cache = "replay"
-        cache_path = Path(given.pop("cache_path", None) or get("TEACHER_CACHE_PATH") or DEFAULT_CACHE_PATH)
-        if not cache_path.is_absolute():
-            cache_path = REPO_ROOT / cache_path  # the same file whether run from notebooks/ or the repo root
+        # the same file whether run from notebooks/ or the repo root
+        cache_path = settings.repo_path(given.pop("cache_path", None) or get("TEACHER_CACHE_PATH") or DEFAULT_CACHE_PATH)
         model = given.pop("model", None)
         local_model = given.pop("local_model", None)
-        settings: dict[str, Any] = {"cache": cache, "cache_path": cache_path}
+        fields: dict[str, Any] = {"cache": cache, "cache_path": cache_path}
         if get("TEACHER_TIMEOUT"):
-            settings["timeout_s"] = _float_setting("TEACHER_TIMEOUT", get("TEACHER_TIMEOUT"))
+            try:
+                fields["timeout_s"] = settings.get_float("TEACHER_TIMEOUT", env)
+            except settings.SettingError as e:
+                raise TeacherError(f"{e} of seconds") from None
 
         if mode == "openai":
             key = teacher_key or openai_key
             if not key and cache != "replay":
                 raise TeacherError("TEACHER=openai needs a key: set OPENAI_API_KEY (or TEACHER_API_KEY) "
                                    "in the environment or in .env")
-            settings.update(base_url=base_url or OPENAI_BASE_URL, api_key=key, server_kind="openai",
+            fields.update(base_url=base_url or OPENAI_BASE_URL, api_key=key, server_kind="openai",
                             model=model or get("TEACHER_MODEL") or OPENAI_DEFAULT_MODEL)
         elif mode == "endpoint":
             if not base_url:
@@ -170,37 +167,22 @@ class TeacherConfig:
             on_openai = "api.openai.com" in base_url
             # an OpenAI key only ever goes to OpenAI; other endpoints get TEACHER_API_KEY or a placeholder
             key = teacher_key or (openai_key if on_openai else None) or PLACEHOLDER_KEY
-            settings.update(base_url=base_url, api_key=key, model=model or get("TEACHER_MODEL"),
+            fields.update(base_url=base_url, api_key=key, model=model or get("TEACHER_MODEL"),
                             server_kind="openai" if on_openai else None)
         elif mode == "local":
             # MODEL picks which local model to serve; the name it is served under comes from the server.
             # TEACHER_BASE_URL belongs to the endpoint mode: only an explicit base_url means "already running".
-            settings.update(base_url=explicit_url, api_key=PLACEHOLDER_KEY, server_kind="llama.cpp",
+            fields.update(base_url=explicit_url, api_key=PLACEHOLDER_KEY, server_kind="llama.cpp",
                             local_model=local_model or model or get("TEACHER_LOCAL_MODEL"),
-                            timeout_s=settings.get("timeout_s", 600.0))  # a 1.5B model on two cores is slow
+                            timeout_s=fields.get("timeout_s", 600.0))  # a 1.5B model on two cores is slow
         elif mode == "classroom":
             # look up under the model the shipped cache was recorded with; TEACHER_MODEL is for the live teacher
-            settings.update(model=model or DEFAULT_LOCAL_ALIAS, local_model=local_model or get("TEACHER_LOCAL_MODEL"))
+            fields.update(model=model or DEFAULT_LOCAL_ALIAS, local_model=local_model or get("TEACHER_LOCAL_MODEL"))
         else:  # replay
-            settings.update(model=model or get("TEACHER_MODEL") or DEFAULT_LOCAL_ALIAS,
+            fields.update(model=model or get("TEACHER_MODEL") or DEFAULT_LOCAL_ALIAS,
                             local_model=local_model or get("TEACHER_LOCAL_MODEL"))
-        settings.update(given)
-        return cls(mode=mode, **settings)
-
-
-def _dotenv(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values
-
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
-
-
-def _float_setting(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise TeacherError(f"{name}={value!r} is not a number of seconds") from None
+        fields.update(given)
+        return cls(mode=mode, **fields)
 
 
 # --- prices -----------------------------------------------------------------------------------------------------
@@ -218,7 +200,7 @@ def _env_prices(text: str) -> dict[str, tuple[float, float]]:
 
 def price_table(prices: dict[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
     """The built-in table, then TEACHER_PRICES from the environment, then `prices`."""
-    return {**PRICES, **_env_prices(os.environ.get("TEACHER_PRICES") or "{}"), **(prices or {})}
+    return {**PRICES, **_env_prices(settings.get("TEACHER_PRICES") or "{}"), **(prices or {})}
 
 
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int,

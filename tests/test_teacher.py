@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from fake_openai import FakeOpenAI, drop, error, malformed, rate_limit, reply, reply_json, slow
-from lecture_utils import teacher as t
+from lecture_utils import settings, teacher as t
 from lecture_utils.teacher import (
     ResponseCache,
     StructuredOutputError,
@@ -42,7 +42,7 @@ def clean_env(monkeypatch, tmp_path):
     """No real keys, settings or .env file leak into these tests."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(t, "ENV_FILE", tmp_path / "absent.env")
+    monkeypatch.setattr(settings, "ENV_FILE", tmp_path / "absent.env")
 
 
 def make_teacher(fake: FakeOpenAI, waits: list | None = None, **overrides) -> Teacher:
@@ -182,7 +182,7 @@ def test_precedence_base_url_then_openai_key_then_local(monkeypatch):
 def test_dotenv_file_is_read_but_real_environment_wins(monkeypatch, tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(f"OPENAI_API_KEY={SECRET}\nTEACHER_MODEL=gpt-4.1-nano\nTEACHER_CACHE=record\n", encoding="utf-8")
-    monkeypatch.setattr(t, "ENV_FILE", env_file)
+    monkeypatch.setattr(settings, "ENV_FILE", env_file)
     c = TeacherConfig.from_env()
     assert (c.mode, c.model, c.cache, c.api_key) == ("openai", "gpt-4.1-nano", "record", SECRET)
     monkeypatch.setenv("TEACHER_MODEL", "gpt-4o")
@@ -197,7 +197,7 @@ def test_settings_validation_and_paths(monkeypatch):
     with pytest.raises(TeacherError, match="TEACHER_BASE_URL"):
         TeacherConfig.from_env("endpoint")
     monkeypatch.setenv("TEACHER_CACHE_PATH", "runs/x/cache.jsonl")
-    assert TeacherConfig.from_env("replay").cache_path == t.REPO_ROOT / "runs/x/cache.jsonl"
+    assert TeacherConfig.from_env("replay").cache_path == settings.REPO_ROOT / "runs/x/cache.jsonl"
     monkeypatch.setenv("TEACHER_BASE_URL", "http://localhost:11434/v1")  # for the endpoint mode, not for local
     local = TeacherConfig.from_env("local", model="smollm2-135m")
     assert (local.local_model, local.model, local.server_kind, local.base_url) == ("smollm2-135m", None, "llama.cpp", None)
