@@ -34,7 +34,7 @@ import pandas as pd
 from .course import NOTEBOOKS
 from .grading_report import (STAGE_FILES, changed_prompts, decisions_file, outputs_text, own_run_dir, reproduced,
                              run_dir_metrics, write_html)
-from .teacher import CLASSROOM_LIVE, NEEDS_LIVE
+from .engine import CLASSROOM_LIVE, NEEDS_LIVE
 from .settings import REPO_ROOT, environment
 
 TEACHERS = ("classroom", "replay", "local", "openai", "endpoint")

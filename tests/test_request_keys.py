@@ -18,7 +18,8 @@ from lecture_utils.factory import run_factory
 from lecture_utils.qa import answer_instruction, build_rag_messages, answer_schema
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
 from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.teacher import Teacher, TeacherConfig, build_request, cache_key
+from lecture_utils.teacher import Teacher, TeacherConfig
+from lecture_utils.wire import build_request, cache_key
 
 ALIAS = "qwen2.5-coder-1.5b-instruct"  # the model the shipped replay cache was recorded under
 PASSAGES = [
