@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .prompts import RAG_PROMPT, RAG_SYSTEM
-from .records import Instruction, from_dict, repair_tail
+from .records import Instruction, from_dict, json_lines, repair_tail
 
 
 class FactoryError(RuntimeError):
@@ -64,19 +64,10 @@ def iter_instructions(source: str | Path | Iterable[Instruction | dict]) -> Iter
     path = Path(source)
     if not path.exists():
         raise FactoryError(f"{path} does not exist: write the instructions first (notebook 2), or pass another file")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as e:
-                if not line.endswith("\n"):
-                    return  # a half-written last line: its writer was killed
-                raise FactoryError(f"{path}:{n}: not valid JSON ({e.msg}); fix or delete that line") from None
-            if not isinstance(data, dict) or "id" not in data or "instruction" not in data:
-                raise FactoryError(f"{path}:{n}: an instruction needs 'id' and 'instruction' fields")
-            yield from_dict(Instruction, {"category": "", **data})
+    for n, data in json_lines(path, FactoryError):
+        if not isinstance(data, dict) or "id" not in data or "instruction" not in data:
+            raise FactoryError(f"{path}:{n}: an instruction needs 'id' and 'instruction' fields")
+        yield from_dict(Instruction, {"category": "", **data})
 
 
 def finished_ids(path: str | Path, key: str) -> set[str]:

@@ -176,29 +176,14 @@ class Teacher:
         except CallError as e:
             raise TeacherError(str(e)) from None
 
-    @property
-    def config(self) -> TeacherConfig:
-        return self.engine.config
-
-    @property
-    def usage(self) -> Any:
-        return self.engine.usage
-
-    @property
-    def cache(self) -> Any:
-        return self.engine.cache
-
-    @property
-    def client(self) -> Any:
-        return self.engine.client
-
-    @property
-    def replayed(self) -> int:
-        return self.engine.replayed
-
-    @property
-    def live_calls(self) -> int:
-        return self.engine.live_calls
+    # the engine's state, read through: config, usage (calls, tokens, cost), cache, client (None on replay), and in
+    # classroom mode how many answers were replayed and how many came from the live teacher
+    config = property(lambda self: self.engine.config)
+    usage = property(lambda self: self.engine.usage)
+    cache = property(lambda self: self.engine.cache)
+    client = property(lambda self: self.engine.client)
+    replayed = property(lambda self: self.engine.replayed)
+    live_calls = property(lambda self: self.engine.live_calls)
 
     # --- public API ---
     def chat(self, messages_or_prompt: str | list[dict], *, system: str | None = None, temperature: float = 0.7,
