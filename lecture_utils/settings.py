@@ -18,7 +18,6 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 ENV_FILE = REPO_ROOT / ".env"
 DEFAULT_CACHE_PATH = DATA_DIR / "replay_cache.jsonl"
 DEFAULT_BOOK = DATA_DIR / "pg1342.txt"
-SEEDS_PATH = DATA_DIR / "seed_tasks.jsonl"
 
 # The teacher modes, in the order the CLI lists them; the two replay modes answer from the replay cache.
 MODES = ("local", "openai", "endpoint", "replay", "classroom")
