@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable
 import openai
 
 from .cache import ResponseCache
-from .prices import estimate_cost
+from .prices import cost_in, price_table
 from .transport import RawChat, ShardedTransport, make_client
 from .wire import (
     STRATEGY_CHAIN,
@@ -153,6 +153,7 @@ class Engine:
         self.replay = config.cache == "replay"
         self.cache = ResponseCache(config.cache_path) if config.cache != "off" else None
         self.usage = Usage()
+        self.prices = price_table(config.prices)
         self.timeout_s = timeout_s or config.timeout_s
         self.max_attempts = max(1, max_attempts or config.max_attempts)
         self.backoff = backoff or (config.backoff_base_s, config.backoff_max_s)
@@ -319,8 +320,10 @@ class Engine:
     async def _call(self, request: dict, accept: Callable[[Reply], Any] | None, resend: bool,
                     probing: bool) -> Reply:
         """The request sent until a reply is accepted, within the budgets and the attempts."""
-        budget = sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
-        budget += request.get("max_tokens") or request.get("max_completion_tokens") or 0
+        budget = 0.0  # tokens counted up front against the tokens-per-minute budget
+        if self.tpm is not None:
+            budget = sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
+            budget += request.get("max_tokens") or request.get("max_completion_tokens") or 0
         start = time.perf_counter()
         error: CallError | AnswerError | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -350,8 +353,8 @@ class Engine:
             else:
                 if self.tpm is not None:
                     self.tpm.give_back(budget - usage["prompt_tokens"] - usage["completion_tokens"])
-                cost = 0.0 if self.config.mode == "local" else estimate_cost(
-                    request["model"], usage["prompt_tokens"], usage["completion_tokens"], self.config.prices)
+                cost = 0.0 if self.config.mode == "local" else cost_in(
+                    self.prices, request["model"], usage["prompt_tokens"], usage["completion_tokens"])
                 reply = self._account(Reply(text, request["model"], finish_reason, usage, cached=False,
                                             latency_s=time.perf_counter() - start, cost_usd=cost, refusal=refusal))
                 if accept is None:

@@ -41,7 +41,11 @@ def price_table(prices: dict[str, tuple[float, float]] | None = None) -> dict[st
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int,
                   prices: dict[str, tuple[float, float]] | None = None) -> float:
     """Estimated USD for one call; dated snapshots ("gpt-4o-mini-2024-07-18") use their family's price."""
-    table = price_table(prices)
+    return cost_in(price_table(prices), model, prompt_tokens, completion_tokens)
+
+
+def cost_in(table: dict[str, tuple[float, float]], model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """estimate_cost with the price table given (the engine reads it once, not at every reply)."""
     name = model if model in table else max((m for m in table if model.startswith(m)), key=len, default=None)
     if name is None:
         return 0.0

@@ -44,8 +44,13 @@ def environment() -> dict[str, str]:
 
 def get(name: str, default: str | None = None, env: dict[str, str] | None = None) -> str | None:
     """A setting's value with surrounding blanks removed; an empty one counts as unset."""
-    value = ((env if env is not None else environment()).get(name) or "").strip()
-    return value or default
+    if env is None:  # the real environment first; .env only for what it does not set
+        value = os.environ.get(name)
+        if value is None:
+            value = _dotenv().get(name)
+    else:
+        value = env.get(name)
+    return (value or "").strip() or default
 
 
 def get_float(name: str, env: dict[str, str] | None = None) -> float | None:
