@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .batch import run_batch
-from .factory import FactoryConfig, FactoryError, estimate_run, run_factory
+from .estimate import estimate_run
+from .factory import FactoryConfig, FactoryError, run_factory
 from .runs import failures_path, iter_instructions
 from .settings import MODES
 from .teacher import TeacherConfig, connect

@@ -14,7 +14,8 @@ import pytest
 
 from fake_openai import error, rate_limit, reply_json
 from lecture_utils.engine import TokenBucket
-from lecture_utils.factory import FactoryConfig, FactoryError, estimate_run, run_factory
+from lecture_utils.estimate import estimate_run
+from lecture_utils.factory import FactoryConfig, FactoryError, run_factory
 from lecture_utils.records import repair_tail
 from lecture_utils.runs import finished_ids
 from lecture_utils.records import Instruction, Passage, write_jsonl
