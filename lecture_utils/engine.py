@@ -268,11 +268,13 @@ class Engine:
         with resend=True: then the same request is sent again, and only the accepted reply is recorded in the
         cache. With resend=False every reply is recorded (the caller asks again its own way, e.g. with another
         seed, and a replay must find this reply under its key)."""
-        spec = dict(schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed, accept=accept,
-                    resend=resend, **params)
+        ask_live = None
+        if self.config.mode == "classroom":  # the same call, on the live teacher, for what the cache does not hold
+            spec = dict(schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed, accept=accept,
+                        resend=resend, **params)
 
-        async def ask_live(live: Engine) -> Reply:
-            return await live.complete(messages, **spec)
+            async def ask_live(live: Engine) -> Reply:
+                return await live.complete(messages, **spec)
 
         strategies = (None,) if schema is None else (self.strategy,) if self.strategy else STRATEGY_CHAIN
         for i, strategy in enumerate(strategies):
@@ -287,7 +289,7 @@ class Engine:
             return reply
         raise AssertionError("unreachable: the last strategy never raises FormatRejected")
 
-    async def _send(self, request: dict, ask_live: Callable[["Engine"], Awaitable[Reply]],
+    async def _send(self, request: dict, ask_live: Callable[["Engine"], Awaitable[Reply]] | None,
                     accept: Callable[[Reply], Any] | None, resend: bool, probing: bool) -> Reply:
         key = cache_key(request) if self.cache is not None else None
         if key is not None:

@@ -11,6 +11,7 @@ same reason ("refusal", "parse error", "empty answer"), in notebook 3 and in Sta
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from difflib import SequenceMatcher
@@ -241,6 +242,9 @@ def retrieve_batch(index: Any, chunk: list[Instruction], k: int) -> list[list]:
     return [with_source(index, inst, hits, k) for inst, hits in zip(chunk, results)]
 
 
+_prompt_sha = functools.lru_cache(maxsize=16)(prompt_sha)  # the same prompt for thousands of items
+
+
 async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit], *, prompt: str = RAG_PROMPT,
                       system: str | None = RAG_SYSTEM, temperature: float = 0.0, max_tokens: int = 200,
                       seed: int | None = None, resend: bool = True, strict: bool = False) -> QAPair:
@@ -252,7 +256,7 @@ async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit]
     answer's JSON schema (cited ids among the retrieved ones, no other fields), as Teacher.structured does."""
     messages = build_rag_messages(instruction, hits, prompt, system)
     schema = answer_schema([p.id for p, _ in hits])
-    sha = prompt_sha(system, prompt)
+    sha = _prompt_sha(system, prompt)
 
     def accept(reply: Any) -> QAPair:
         pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
