@@ -18,7 +18,7 @@ import json
 import sys
 
 from .course import TEACHERS
-from .teacher import MODES
+from .settings import MODES
 
 
 def _corpus(args: argparse.Namespace) -> int:
@@ -57,7 +57,7 @@ def _run_course(args: argparse.Namespace) -> int:
 
 
 # Commands with options of their own: their module parses the rest of the command line.
-PASSTHROUGH = {"factory": ("factory", "factory_main", "Stage 5 at scale"),
+PASSTHROUGH = {"factory": ("factory_cli", "factory_main", "Stage 5 at scale"),
                "grade": ("grading", "grade_main", "grade a folder of submissions"),
                "slides": ("slides", "slides_main", "build the lecture slides")}
 

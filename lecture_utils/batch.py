@@ -19,17 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .factory import (
-    FactoryConfig,
-    LineWriter,
-    finished_ids,
-    iter_instructions,
-    repair_tail,
-    retrieve_batch,
-)
-from .qa import AnswerError, completion_parts, no_passages_pair, pair_from_text, rag_request
+from .prices import estimate_cost
+from .prompts import prompt_sha
+from .qa import no_passages_pair, pair_from_text, rag_request, retrieve_batch
 from .records import Instruction, Retrieved, to_dict
-from .teacher import MalformedReplyError, Teacher, TeacherConfig, estimate_cost, make_client, schema_strategies
+from .runs import FactoryConfig, LineWriter, failure_record, failures_path, iter_instructions, start_run
+from .teacher import Teacher, TeacherConfig
+from .transport import make_client
+from .wire import AnswerError, MalformedReplyError, reply_parts, schema_strategies
 
 ENDPOINT = "/v1/chat/completions"
 MAX_REQUESTS = 50_000  # per batch file, the API's limit
@@ -118,6 +115,7 @@ def write_batch_input(instructions: Iterable[Instruction | dict] | str | Path, i
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     strategy = schema_strategies(teacher_config.server_kind)[0]
+    sha = prompt_sha(config.system, config.prompt)
     parts: list[BatchPart] = []
     requests_f = manifest_f = None
     size = 0
@@ -145,7 +143,8 @@ def write_batch_input(instructions: Iterable[Instruction | dict] | str | Path, i
                 size = 0
             requests_f.write(line)
             manifest_f.write(json.dumps({"id": inst.id, "instruction": inst.instruction, "category": inst.category,
-                                         "model": request["model"],
+                                         "passage_id": inst.passage_id, "span": inst.span, "checks": inst.checks,
+                                         "prompt_sha": sha, "model": request["model"],
                                          "retrieved": [[p.id, round(float(s), 4)] for p, s in hits]},
                                         ensure_ascii=False) + "\n")
             size += len(line.encode("utf-8"))
@@ -238,8 +237,8 @@ def merge(client: Any, work_dir: Path, part: BatchPart, out: LineWriter, failure
     entries += _download(client, part.error_file_id, work_dir / f"{part.name}.errors.jsonl")
 
     def fail(m: dict, reason: str, detail: str) -> None:
-        failures.write({"id": m["id"], "instruction": m["instruction"], "category": m["category"], "reason": reason,
-                        "detail": detail, "attempts": 1, "batch": part.batch_id})
+        failures.write(failure_record(m["id"], m["instruction"], m["category"], reason, detail, 1,
+                                      batch=part.batch_id))
         summary.failed += 1
         summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
 
@@ -252,15 +251,18 @@ def merge(client: Any, work_dir: Path, part: BatchPart, out: LineWriter, failure
         if response.get("status_code") != 200 or entry.get("error"):
             fail(m, *_error_reason(entry))
             continue
-        inst = Instruction(m["id"], m["instruction"], m["category"])
+        # the passage-first fields ride along in the manifest, so batch pairs keep them as the factory's do
+        inst = Instruction(m["id"], m["instruction"], m["category"], passage_id=m.get("passage_id", ""),
+                           span=m.get("span", ""), checks=m.get("checks") or {})
         hits = [Retrieved(pid, score) for pid, score in m["retrieved"]]
         try:
-            text, finish_reason, refusal, usage, _ = completion_parts(response.get("body") or {})
+            text, finish_reason, refusal, usage = reply_parts(response.get("body") or {})
             summary.prompt_tokens += usage["prompt_tokens"]
             summary.completion_tokens += usage["completion_tokens"]
             summary.cost_usd += BATCH_DISCOUNT * estimate_cost(m["model"], usage["prompt_tokens"],
                                                                usage["completion_tokens"], prices)
-            pair = pair_from_text(inst, hits, text, model=m["model"], finish_reason=finish_reason, refusal=refusal)
+            pair = pair_from_text(inst, hits, text, model=m["model"], finish_reason=finish_reason, refusal=refusal,
+                                  prompt_sha=m.get("prompt_sha", ""))
         except AnswerError as e:
             fail(m, e.reason, e.detail)
             continue
@@ -292,18 +294,14 @@ def run_batch(instructions: Iterable[Instruction | dict] | str | Path, index: An
     if tc.cache == "replay" or not tc.base_url:
         raise BatchError("the Batch API needs a live server: set OPENAI_API_KEY (TEACHER=openai), not replay")
     out = Path(out)
-    failures = Path(failures) if failures is not None else out.with_name(out.stem + ".failures.jsonl")
+    failures = failures_path(out, failures)
     work_dir = Path(work_dir) if work_dir is not None else out.parent / "batch"
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path = work_dir / "batch_state.json"
     summary = BatchSummary(out=str(out), failures=str(failures))
     parts = _load_state(state_path)
     summary.parts = parts
-    if config.retry_failures and failures.exists():
-        failures.replace(failures.with_name(failures.name + ".retried"))
-    for path in (out, failures):
-        repair_tail(path)
-    done = finished_ids(out, "instruction_id") | finished_ids(failures, "id")
+    done = start_run(out, failures, config.retry_failures)
     queued_ids = set()
     for part in parts:
         if part.status != "merged":

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .records import Passage
+from .settings import DEFAULT_BOOK
+from . import settings
 
 BOOK_URL = "https://www.gutenberg.org/cache/epub/1342/pg1342.txt"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BOOK = REPO_ROOT / "data" / "pg1342.txt"
 DOC_SUFFIXES = (".txt", ".md", ".rst")
 FETCH_HINT = "run `python -m lecture_utils corpus fetch`, or set BOOK_PATH to a local copy of pg1342.txt"
 MIN_CHAPTER_CHARS = 200  # a heading followed by less text than this is a table-of-contents entry, not a chapter
@@ -117,7 +117,7 @@ def resolve_book_path(path: str | Path | None = None) -> Path:
     """The book to load: the explicit path, else $BOOK_PATH, else data/pg1342.txt in the repo."""
     if path is not None:
         return Path(path).expanduser()
-    env = os.environ.get("BOOK_PATH")
+    env = settings.get("BOOK_PATH")
     if env:
         p = Path(env).expanduser()
         if not p.exists():

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from .settings import DATA_DIR, MODES, NOTEBOOKS_DIR, REPLAY_MODES
+
 NOTEBOOKS = (
     "01_gather_knowledge.ipynb",
     "02_seed_taxonomy.ipynb",
@@ -17,9 +18,10 @@ NOTEBOOKS = (
 )
 
 
-DEMO_DECISIONS = REPO / "data" / "demo_decisions.jsonl"
-TEACHERS = ("replay", "classroom", "local", "openai", "endpoint")  # what run-course --teacher takes
-REPLAYS = ("replay", "classroom")  # teachers that answer the kit's own prompts from data/replay_cache.jsonl
+DEMO_DECISIONS = DATA_DIR / "demo_decisions.jsonl"
+# what run-course --teacher takes, the replay modes (they answer the kit's own prompts from the replay cache) first
+TEACHERS = REPLAY_MODES + tuple(m for m in MODES if m not in REPLAY_MODES)
+REPLAYS = REPLAY_MODES
 
 
 def replay_environment() -> dict[str, str]:
@@ -71,7 +73,7 @@ def run_course(teacher: str = "replay", out_dir: str | Path = "runs/course", not
         raise CourseError(f"unknown teacher {teacher!r}: use one of {', '.join(TEACHERS)}.")
     import papermill as pm
 
-    notebooks_dir = Path(notebooks_dir or REPO / "notebooks")
+    notebooks_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     out_dir = Path(out_dir).resolve()
     run_dir = out_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -34,10 +34,10 @@ import pandas as pd
 from .course import NOTEBOOKS
 from .grading_report import (STAGE_FILES, changed_prompts, decisions_file, outputs_text, own_run_dir, reproduced,
                              run_dir_metrics, write_html)
-from .teacher import CLASSROOM_LIVE, NEEDS_LIVE
+from .engine import CLASSROOM_LIVE, NEEDS_LIVE
+from .settings import REPO_ROOT, environment
 
 TEACHERS = ("classroom", "replay", "local", "openai", "endpoint")
-REPO = Path(__file__).resolve().parent.parent
 STARTUP_LIMIT = 120  # seconds for the per-student process to import papermill
 NEEDS_TEACHER = "needs a live teacher"  # the status of a run that failed only for want of a live teacher
 
@@ -240,8 +240,8 @@ def run_notebooks(
     spec = {"cwd": str(cwd.resolve()), "params": params,
             "notebooks": [{"name": p.name, "path": str(p.resolve()), "out": str((executed / p.name).resolve())}
                           for p in paths]}
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[1])  # so the worker and kernels import this same package
+    env = environment()
+    package_root = str(REPO_ROOT)  # so the worker and kernels import this same package
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     log = executed / "papermill.log"
     runs: list[NotebookRun] = []
@@ -356,8 +356,8 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
     run_dir, executed, cwd = work / "run", work / "executed", work / "notebooks"
     for folder in (run_dir, executed, cwd):
         folder.mkdir(parents=True)
-    if (REPO / "data").is_dir():  # notebooks find the kit's data as ../data, as they do in the kit's own notebooks/
-        (work / "data").symlink_to(REPO / "data", target_is_directory=True)
+    if (REPO_ROOT / "data").is_dir():  # notebooks find the kit's data as ../data, as they do in the kit's own notebooks/
+        (work / "data").symlink_to(REPO_ROOT / "data", target_is_directory=True)
     row: dict[str, Any] = {"student": sub.student, "status": "ok", "reason": "",
                            "notebooks_found": " ".join(_short(p.name) for p in sub.notebooks), "notebooks_ran": ""}
     params = dict(params)

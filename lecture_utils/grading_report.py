@@ -17,10 +17,11 @@ import pandas as pd
 
 from .decisions import decisions_that_count, is_judge
 from .records import iter_jsonl
+from .settings import NOTEBOOKS_DIR
 
 STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
 SIMILARITY_SAMPLE = 200  # pairwise similarity is quadratic: compare at most this many instructions
-KIT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+KIT_NOTEBOOKS = NOTEBOOKS_DIR
 
 
 def read_records(path: Path) -> list[dict] | None:

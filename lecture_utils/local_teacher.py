@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .models import resolve_model
+from . import settings
 
 SETUP_HINT = (
     'run `make setup`, or: CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" '
@@ -110,7 +111,7 @@ def default_threads() -> int:
     2 threads generated 0.33 tokens/s instead of 68, and read prompts 3x slower; 1 thread kept its full speed.
     On an idle machine all cores are ~1.5x faster: set TEACHER_THREADS to the core count if the machine is yours.
     """
-    wanted = os.environ.get("TEACHER_THREADS", "").strip()
+    wanted = settings.get("TEACHER_THREADS")
     if wanted:
         if not wanted.isdigit() or int(wanted) < 1:
             raise LocalTeacherError(f"TEACHER_THREADS={wanted!r} is not a positive whole number: set it to e.g. 2")

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+
 INSTALL_HINT = "python -m lecture_utils teacher install"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 SMALL_MODEL = "smollm2-135m"
@@ -93,7 +95,7 @@ RECIPES: dict[str, Recipe] = {
 
 def models_dir() -> Path:
     """Where models live: $TEACHER_MODELS_DIR, else ~/.cache/art-of-the-ask/models (outlives any clone)."""
-    env = os.environ.get("TEACHER_MODELS_DIR")
+    env = settings.get("TEACHER_MODELS_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "art-of-the-ask" / "models"
 
 
@@ -152,7 +154,7 @@ def installed_models(directory: Path | None = None) -> list[str]:
 
 def best_installed_model(directory: Path | None = None) -> tuple[str, Path] | None:
     """The model the embedded teacher should use: $TEACHER_LOCAL_MODEL if set, else Qwen, else SmolLM2, else None."""
-    choice = os.environ.get("TEACHER_LOCAL_MODEL", "").strip()
+    choice = settings.get("TEACHER_LOCAL_MODEL")
     if choice:
         return resolve_model(choice, directory)
     for name in (DEFAULT_MODEL, SMALL_MODEL):

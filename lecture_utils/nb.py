@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from . import settings
 
 
 def run_dir(path: str | Path) -> Path:
@@ -16,7 +17,7 @@ def run_dir(path: str | Path) -> Path:
 
     KIT_RUN_DIR in the environment wins: the test suite sets it so it never touches your own runs/demo.
     """
-    path = Path(os.environ.get("KIT_RUN_DIR") or path).expanduser().resolve()
+    path = Path(settings.get("KIT_RUN_DIR") or path).expanduser().resolve()
     (path / "figures").mkdir(parents=True, exist_ok=True)
     return path
 

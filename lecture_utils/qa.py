@@ -4,41 +4,30 @@
     messages = build_rag_messages(instruction, hits)          # what the teacher sees, in plain sight
     pair = answer_instruction(teacher, instruction, index)    # -> QAPair with retrieved, cited, not_in_text
 
-The factory runs the same steps for thousands of instructions: it shares rag_request() and pair_from_text()
-with answer_instruction(), so one pair comes out the same whichever way it was made.
+answer_item() is the one code path from an instruction and its passages to a pair: the factory awaits it for
+thousands of instructions, answer_instruction() for one, so the same reply gives the same pair, or fails with the
+same reason ("refusal", "parse error", "empty answer"), in notebook 3 and in Stage 5.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from difflib import SequenceMatcher
 from typing import Any, Sequence
 
-try:  # openai >= 3 is built on httpx2, older releases on httpx
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx
-
 from .prompts import (EVIDENCE_LINE, NO_CONTEXT_PROMPT, NOT_IN_TEXT, NOT_IN_TEXT_TYPE, PROMPT_VERSION, RAG_PROMPT,
                       RAG_SYSTEM, format_context, prompt_sha)
 from .records import Instruction, Passage, QAPair, Retrieved
 from .retrieval import RetrievalError
-from .teacher import MalformedReplyError, TeacherConfig, build_request, parse_json_loose
+from .wire import AnswerError, build_request, parse_json_loose, validate
 
 Hit = tuple[Passage, float]
 
 
 class QAError(ValueError):
     """A prompt or instruction that cannot be turned into a request; the message says how to fix it."""
-
-
-class AnswerError(RuntimeError):
-    """The teacher replied but gave no usable answer; `.reason` is a short label ("refusal", "parse error", ...)."""
-
-    def __init__(self, reason: str, detail: str = "", retryable: bool = False) -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail, self.retryable = reason, detail, retryable
 
 
 def pair_id(instruction_id: str) -> str:
@@ -114,10 +103,11 @@ def is_not_in_text(answer: str, marker: str = NOT_IN_TEXT) -> bool:
     return SequenceMatcher(None, " ".join(words), " ".join(marker_words)).ratio() >= 0.8
 
 
-def rag_request(config: TeacherConfig, instruction: Instruction | str, hits: Sequence[Hit], *,
+def rag_request(config: Any, instruction: Instruction | str, hits: Sequence[Hit], *,
                 prompt: str = RAG_PROMPT, system: str | None = RAG_SYSTEM, temperature: float = 0.0,
                 max_tokens: int = 200, strategy: str | None = None) -> tuple[dict, dict]:
-    """(request, schema) for one grounded answer, built exactly as Teacher.structured builds it (same cache key)."""
+    """(request, schema) for one grounded answer, as the engine builds it for answer_item() (same cache key): the
+    Batch API path and the cost estimate use it."""
     schema = answer_schema([p.id for p, _ in hits])
     messages = build_rag_messages(instruction, hits, prompt, system)
     request = build_request(config, messages, temperature=temperature, max_tokens=max_tokens, schema=schema,
@@ -230,13 +220,65 @@ def retrieve(index: Any, instruction: Instruction | str, k: int = 4) -> list[Hit
     return with_source(index, instruction, hits, k)
 
 
+def retrieve_batch(index: Any, chunk: list[Instruction], k: int) -> list[list]:
+    """Passages for a chunk of instructions in one go (BM25 as one sparse product is fast in bulk)."""
+    queries = [instruction_text(i) for i in chunk]
+    if not queries:
+        return []
+    batch = getattr(index, "search_batch", None)
+    results = None
+    if batch is not None:
+        try:
+            results = batch(queries, k=k + 1)
+        except RetrievalError:
+            pass  # some query has no searchable word: do this chunk one by one
+    if results is None:
+        results = []
+        for q in queries:
+            try:
+                results.append(index.search(q, k=k + 1))
+            except RetrievalError:
+                results.append([])
+    return [with_source(index, inst, hits, k) for inst, hits in zip(chunk, results)]
+
+
+_prompt_sha = functools.lru_cache(maxsize=16)(prompt_sha)  # the same prompt for thousands of items
+
+
+async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit], *, prompt: str = RAG_PROMPT,
+                      system: str | None = RAG_SYSTEM, temperature: float = 0.0, max_tokens: int = 200,
+                      seed: int | None = None, resend: bool = True, strict: bool = False) -> QAPair:
+    """One grounded answer on an engine.Engine: the request, the call and the reply turned into a pair.
+
+    Raises AnswerError (refusal, empty answer, parse error) or engine.CallError (HTTP errors, timeouts, a replay
+    miss). resend=True sends the same request again after an unparseable reply (the factory's way); resend=False
+    raises at once, so the caller can ask again with another seed. strict=True also checks the reply against the
+    answer's JSON schema (cited ids among the retrieved ones, no other fields), as Teacher.structured does."""
+    messages = build_rag_messages(instruction, hits, prompt, system)
+    schema = answer_schema([p.id for p, _ in hits])
+    sha = _prompt_sha(system, prompt)
+
+    def accept(reply: Any) -> QAPair:
+        pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
+                              refusal=reply.refusal, prompt_sha=sha)
+        problems = validate(parse_json_loose(reply.text), schema) if strict else []
+        if problems:
+            raise AnswerError("parse error", f"{len(problems)} schema problem(s), first {problems[0]}", retryable=True)
+        return pair
+
+    reply = await engine.complete(messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                  accept=accept, resend=resend)
+    return reply.data
+
+
 def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: int = 3, prompt: str = RAG_PROMPT, *,
                        system: str | None = RAG_SYSTEM, keep_not_in_text: bool = True, temperature: float = 0.0,
                        max_tokens: int = 200) -> QAPair | None:
-    """Retrieve k passages, ask the teacher for a cited answer, and return the QAPair.
+    """Retrieve k passages, ask the teacher for a cited answer, and return the QAPair (answer_item on one item).
 
     When the passages do not hold the answer the pair has not_in_text=True (or is None if keep_not_in_text=False).
-    Raises AnswerError for a refusal or an empty answer, StructuredOutputError when no valid JSON came back.
+    An unparseable reply is asked for again with another seed, like any structured call of a notebook; raises
+    AnswerError for a refusal, an empty answer or no valid JSON, and TeacherError when the teacher cannot answer.
     """
     if not isinstance(instruction, Instruction):
         raise QAError("answer_instruction takes an Instruction (records.Instruction); wrap a plain question as "
@@ -244,59 +286,19 @@ def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: in
     hits = retrieve(index, instruction, k)
     if not hits:
         return no_passages_pair(instruction) if keep_not_in_text else None
-    messages = build_rag_messages(instruction, hits, prompt, system)
-    schema = answer_schema([p.id for p, _ in hits])
-    reply = teacher.structured(messages, schema, temperature=temperature, max_tokens=max_tokens)
-    pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
-                          prompt_sha=prompt_sha(system, prompt))
+    tries = teacher.config.structured_attempts
+    for attempt in range(tries):
+        try:
+            pair = teacher.run(answer_item(teacher.engine, instruction, hits, prompt=prompt, system=system,
+                                           temperature=temperature, max_tokens=max_tokens, seed=attempt or None,
+                                           resend=False, strict=True))
+            break
+        except AnswerError as e:
+            if not e.retryable or attempt == tries - 1:
+                raise
     if pair.not_in_text and not keep_not_in_text:
         return None
     return pair
-
-
-# --- the async twin (the factory's building blocks) -------------------------------------------------------------
-
-
-async def post_chat(client: Any, request: dict, timeout: float | None = None) -> dict:
-    """One chat completion as a plain dict, through the client's connection pool.
-
-    client.post with cast_to=Response skips the typed request transform and the pydantic reply model: at hundreds
-    of requests per second that work, not the network, is what fills the CPU.
-    """
-    options = {"timeout": timeout} if timeout is not None else {}
-    response = await client.post("/chat/completions", body=request, cast_to=httpx.Response, options=options)
-    try:
-        return json.loads(response.content)
-    except ValueError as e:
-        raise MalformedReplyError(f"the reply is not JSON ({e})") from None
-
-
-def completion_parts(completion: dict) -> tuple[str, str, str | None, dict, str]:
-    """(text, finish_reason, refusal, usage, model) from a chat completion dict."""
-    try:
-        choice = completion["choices"][0]
-        message = choice["message"]
-    except (KeyError, IndexError, TypeError):
-        raise MalformedReplyError("the reply has no choices[0].message") from None
-    usage = completion.get("usage") or {}
-    usage = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-             "completion_tokens": int(usage.get("completion_tokens") or 0)}
-    return (message.get("content") or "", choice.get("finish_reason") or "", message.get("refusal"), usage,
-            completion.get("model") or "")
-
-
-async def answer_instruction_async(client: Any, config: TeacherConfig, instruction: Instruction, hits: Sequence[Hit],
-                                   *, prompt: str = RAG_PROMPT, system: str | None = RAG_SYSTEM,
-                                   temperature: float = 0.0, max_tokens: int = 200, strategy: str | None = None,
-                                   timeout: float | None = None) -> tuple[QAPair, dict]:
-    """One attempt at a grounded answer on an AsyncOpenAI client: (pair, usage). No retries, no cache (the
-    factory adds those); raises openai errors, MalformedReplyError or AnswerError."""
-    request, schema = rag_request(config, instruction, hits, prompt=prompt, system=system, temperature=temperature,
-                                  max_tokens=max_tokens, strategy=strategy)
-    text, finish_reason, refusal, usage, _ = completion_parts(await post_chat(client, request, timeout))
-    pair = pair_from_text(instruction, hits, text, model=request["model"], finish_reason=finish_reason,
-                          refusal=refusal, prompt_sha=prompt_sha(system, prompt))
-    return pair, usage
 
 
 NO_CONTEXT_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "minLength": 1}},

@@ -162,6 +162,13 @@ def iter_jsonl(path: str | Path, cls: type[T] | None = None) -> Iterator[T | dic
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run the previous stage's notebook first, or check the run directory.")
+    for _, data in json_lines(path):
+        yield from_dict(cls, data) if cls else data
+
+
+def json_lines(path: Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line, streamed; a torn last line ends it, any other bad line raises
+    `error`."""
     with path.open(encoding="utf-8") as f:  # streamed: a 50,000-line file is never held in memory at once
         for i, line in enumerate(f, 1):
             if not line.strip():
@@ -171,8 +178,8 @@ def iter_jsonl(path: str | Path, cls: type[T] | None = None) -> Iterator[T | dic
             except json.JSONDecodeError as e:
                 if not line.endswith("\n"):
                     return  # only the last line can lack its newline: half-written by an interrupted run
-                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg}); fix or delete that line.") from None
-            yield from_dict(cls, data) if cls else data
+                raise error(f"{path}:{i}: not valid JSON ({e.msg}); fix or delete that line.") from None
+            yield i, data
 
 
 def read_jsonl(path: str | Path, cls: type[T] | None = None) -> list[T | dict]:

@@ -16,11 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = REPO / "slides" / "lecture.md"
-DEFAULT_OUT = REPO / "slides" / "build" / "index.html"
+from .settings import REPO_ROOT
+
+DEFAULT_SOURCE = REPO_ROOT / "slides" / "lecture.md"
+DEFAULT_OUT = REPO_ROOT / "slides" / "build" / "index.html"
 # Where the notebooks save figures: the demo run, or the run `python -m lecture_utils run-course` makes.
-FIGURE_DIRS = (REPO / "runs" / "demo" / "figures", REPO / "runs" / "course" / "run" / "figures")
+FIGURE_DIRS = (REPO_ROOT / "runs" / "demo" / "figures", REPO_ROOT / "runs" / "course" / "run" / "figures")
 REMOTE = re.compile(r"\b(?:https?:)?//[\w.-]+\.\w", re.I)
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from fake_openai import FakeOpenAI
 
-from lecture_utils import teacher
+from lecture_utils import settings
 
 TEACHER_SETTINGS = ("TEACHER", "TEACHER_BASE_URL", "TEACHER_MODEL", "TEACHER_API_KEY", "OPENAI_API_KEY",
                     "OPENAI_BASE_URL", "TEACHER_CACHE", "TEACHER_CACHE_PATH", "TEACHER_PRICES", "TEACHER_TIMEOUT")
@@ -15,7 +15,7 @@ TEACHER_SETTINGS = ("TEACHER", "TEACHER_BASE_URL", "TEACHER_MODEL", "TEACHER_API
 def no_personal_teacher_settings(monkeypatch, tmp_path):
     for name in TEACHER_SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(teacher, "ENV_FILE", tmp_path / "absent.env")
+    monkeypatch.setattr(settings, "ENV_FILE", tmp_path / "absent.env")
 
 
 @pytest.fixture

@@ -130,3 +130,16 @@ def test_replay_cannot_use_the_batch_api(tmp_path, index):
     replay = TeacherConfig(mode="replay", model="gpt-4o-mini", cache="replay", cache_path=tmp_path / "c.jsonl")
     with pytest.raises(BatchError, match="needs a live server"):
         run_batch(instructions(), index, tmp_path / "qa.jsonl", teacher=replay)
+
+
+def test_batch_pairs_keep_the_passage_first_fields_like_the_factorys(tmp_path, index):
+    from lecture_utils.prompts import RAG_PROMPT, RAG_SYSTEM, prompt_sha
+
+    inst = Instruction("p1", "What does Tobin sell at the market?", "plot", origin="passage", passage_id="ch1-p002",
+                       span="sells rye loaves at the harbour market", checks={"span": True, "round_trip": 0.9})
+    with FakeBatchServer() as fake:
+        run_batch([inst], index, tmp_path / "qa.jsonl", teacher=teacher(fake.base_url), poll_s=0.5,
+                  sleep=lambda s: None)
+    (pair,) = read(tmp_path / "qa.jsonl")
+    assert (pair["passage_id"], pair["span"], pair["checks"]) == (inst.passage_id, inst.span, inst.checks)
+    assert pair["retrieved"][0]["id"] == "ch1-p002" and pair["prompt_sha"] == prompt_sha(RAG_SYSTEM, RAG_PROMPT)

@@ -13,15 +13,11 @@ from pathlib import Path
 import pytest
 
 from fake_openai import error, rate_limit, reply_json
-from lecture_utils.factory import (
-    FactoryConfig,
-    FactoryError,
-    TokenBucket,
-    estimate_run,
-    finished_ids,
-    repair_tail,
-    run_factory,
-)
+from lecture_utils.engine import TokenBucket
+from lecture_utils.estimate import estimate_run
+from lecture_utils.factory import FactoryConfig, FactoryError, run_factory
+from lecture_utils.records import repair_tail
+from lecture_utils.runs import finished_ids
 from lecture_utils.records import Instruction, Passage, write_jsonl
 from lecture_utils.teacher import TeacherConfig
 
@@ -305,7 +301,7 @@ def test_factory_with_the_embedded_llama_cpp_teacher(tmp_path, index):
 
 def test_stage2_expansion_runs_in_parallel_and_resumes(tmp_path, fake_openai):
     from fake_openai import reply_json as rj
-    from lecture_utils.factory import expand_instructions
+    from lecture_utils.expand import expand_instructions
     from lecture_utils.teacher import Teacher
 
     def invent(body):

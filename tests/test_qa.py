@@ -11,7 +11,7 @@ from lecture_utils.qa import (
     AnswerError,
     QAError,
     answer_instruction,
-    answer_instruction_async,
+    answer_item,
     answer_schema,
     answer_without_context,
     build_rag_messages,
@@ -21,7 +21,9 @@ from lecture_utils.qa import (
 )
 from lecture_utils.records import Instruction, Passage
 from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.teacher import Teacher, TeacherConfig, cache_key, make_client, validate
+from lecture_utils.engine import Engine
+from lecture_utils.teacher import Teacher, TeacherConfig
+from lecture_utils.wire import cache_key, validate
 
 # A tiny corpus of our own about an invented village, so nothing is quoted from anywhere.
 PASSAGES = [
@@ -150,28 +152,29 @@ def test_answer_without_context_for_the_side_by_side(fake_openai, teacher):
     assert "Who keeps the lighthouse?" in content and "[ch1-p001]" not in content
 
 
-def test_async_twin_gives_the_same_pair(fake_openai, index):
+def test_answer_item_on_an_engine_gives_the_same_pair_as_answer_instruction(fake_openai, index):
     config = TeacherConfig(mode="endpoint", base_url=fake_openai.base_url, model="fake-model", server_kind="openai")
     inst = Instruction("i6", "Who guided the last boat home?", "plot")
     hits = index.search(inst.instruction, k=3)
     fake_openai.enqueue(reply_json({"answer": "Marla did.", "cited": ["ch2-p001"]}), reply("not json at all"))
 
     async def run():
-        client = make_client(config, async_=True)
+        engine = Engine(config, max_attempts=1)
         try:
-            pair, usage = await answer_instruction_async(client, config, inst, hits)
+            pair = await answer_item(engine, inst, hits)
             with pytest.raises(AnswerError, match="parse error"):
-                await answer_instruction_async(client, config, inst, hits)
-            return pair, usage
+                await answer_item(engine, inst, hits)
+            return pair, engine.usage
         finally:
-            await client.close()
+            await engine.aclose()
 
     pair, usage = asyncio.run(run())
     assert pair.id == "qa-i6" and pair.cited == ["ch2-p001"] and pair.answer == "Marla did."
-    assert usage["prompt_tokens"] > 0
-    # the async request is the one Teacher.structured sends, so one replay cache serves both
+    assert usage.prompt_tokens > 0
+    # the engine's request is the one answer_instruction sends, so one replay cache serves both
     teacher = Teacher(config)
     fake_openai.enqueue(reply_json({"answer": "Marla did.", "cited": ["ch2-p001"]}))
     assert answer_instruction(teacher, inst, index, k=3) == pair
     async_body, sync_body = fake_openai.chat_requests[0].body, fake_openai.chat_requests[-1].body
     assert cache_key(async_body) == cache_key(sync_body)
+    teacher.close()

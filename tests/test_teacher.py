@@ -8,20 +8,11 @@ import socket
 import pytest
 
 from fake_openai import FakeOpenAI, drop, error, malformed, rate_limit, reply, reply_json, slow
-from lecture_utils import teacher as t
-from lecture_utils.teacher import (
-    ResponseCache,
-    StructuredOutputError,
-    Teacher,
-    TeacherConfig,
-    TeacherError,
-    build_request,
-    cache_key,
-    connect,
-    estimate_cost,
-    parse_json_loose,
-    validate,
-)
+from lecture_utils import engine, settings, teacher as t, transport, wire
+from lecture_utils.cache import ResponseCache
+from lecture_utils.prices import estimate_cost
+from lecture_utils.teacher import Teacher, TeacherConfig, connect
+from lecture_utils.wire import StructuredOutputError, TeacherError, build_request, cache_key, parse_json_loose, validate
 
 ENV_NAMES = ("TEACHER", "TEACHER_BASE_URL", "TEACHER_MODEL", "TEACHER_API_KEY", "OPENAI_API_KEY", "TEACHER_CACHE",
              "TEACHER_CACHE_PATH", "TEACHER_LOCAL_MODEL", "TEACHER_PRICES", "TEACHER_TIMEOUT", "OPENAI_BASE_URL")
@@ -42,7 +33,7 @@ def clean_env(monkeypatch, tmp_path):
     """No real keys, settings or .env file leak into these tests."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(t, "ENV_FILE", tmp_path / "absent.env")
+    monkeypatch.setattr(settings, "ENV_FILE", tmp_path / "absent.env")
 
 
 def make_teacher(fake: FakeOpenAI, waits: list | None = None, **overrides) -> Teacher:
@@ -170,7 +161,7 @@ def test_precedence_base_url_then_openai_key_then_local(monkeypatch):
     monkeypatch.setenv("TEACHER_BASE_URL", "http://localhost:11434/v1")
     c = TeacherConfig.from_env()
     assert (c.mode, c.base_url) == ("endpoint", "http://localhost:11434/v1")
-    assert c.api_key == t.PLACEHOLDER_KEY  # an OpenAI key is never sent to another host
+    assert c.api_key == transport.PLACEHOLDER_KEY  # an OpenAI key is never sent to another host
     monkeypatch.setenv("TEACHER_API_KEY", "endpoint-key")
     assert TeacherConfig.from_env().api_key == "endpoint-key"
     monkeypatch.setenv("TEACHER", "replay")
@@ -182,7 +173,7 @@ def test_precedence_base_url_then_openai_key_then_local(monkeypatch):
 def test_dotenv_file_is_read_but_real_environment_wins(monkeypatch, tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(f"OPENAI_API_KEY={SECRET}\nTEACHER_MODEL=gpt-4.1-nano\nTEACHER_CACHE=record\n", encoding="utf-8")
-    monkeypatch.setattr(t, "ENV_FILE", env_file)
+    monkeypatch.setattr(settings, "ENV_FILE", env_file)
     c = TeacherConfig.from_env()
     assert (c.mode, c.model, c.cache, c.api_key) == ("openai", "gpt-4.1-nano", "record", SECRET)
     monkeypatch.setenv("TEACHER_MODEL", "gpt-4o")
@@ -197,7 +188,7 @@ def test_settings_validation_and_paths(monkeypatch):
     with pytest.raises(TeacherError, match="TEACHER_BASE_URL"):
         TeacherConfig.from_env("endpoint")
     monkeypatch.setenv("TEACHER_CACHE_PATH", "runs/x/cache.jsonl")
-    assert TeacherConfig.from_env("replay").cache_path == t.REPO_ROOT / "runs/x/cache.jsonl"
+    assert TeacherConfig.from_env("replay").cache_path == settings.REPO_ROOT / "runs/x/cache.jsonl"
     monkeypatch.setenv("TEACHER_BASE_URL", "http://localhost:11434/v1")  # for the endpoint mode, not for local
     local = TeacherConfig.from_env("local", model="smollm2-135m")
     assert (local.local_model, local.model, local.server_kind, local.base_url) == ("smollm2-135m", None, "llama.cpp", None)
@@ -449,13 +440,13 @@ def test_retry_after_forms_and_backoff_bounds():
     import email.utils
     import time
 
-    assert t._retry_after({"retry-after-ms": "250"}) == pytest.approx(0.25)
-    assert t._retry_after({"retry-after": "3"}) == 3
+    assert wire._retry_after({"retry-after-ms": "250"}) == pytest.approx(0.25)
+    assert wire._retry_after({"retry-after": "3"}) == 3
     in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
-    assert 55 <= t._retry_after({"retry-after": in_a_minute}) <= 60
-    assert t._retry_after({}) is None
-    assert t.retry_delay(1, 500.0, max_retry_after_s=120) <= 120 * 1.1  # a silly Retry-After is capped
-    assert all(t.retry_delay(n, None, base_s=0.5, cap_s=4) <= 4 for n in range(1, 20))
+    assert 55 <= wire._retry_after({"retry-after": in_a_minute}) <= 60
+    assert wire._retry_after({}) is None
+    assert wire.retry_delay(1, 500.0, max_retry_after_s=120) <= 120 * 1.1  # a silly Retry-After is capped
+    assert all(wire.retry_delay(n, None, base_s=0.5, cap_s=4) <= 4 for n in range(1, 20))
 
 
 def test_parse_json_loose_and_validate_edges():
@@ -500,7 +491,7 @@ def test_classroom_replays_what_was_recorded_and_asks_the_live_teacher_the_rest(
         teacher = connect("classroom", cache_path=cache_path)
         assert teacher.chat("Who is Jane's father?", seed=1).text == "Mr. Bennet."
         assert teacher.structured("Q?", SCHEMA, seed=1).data == {"answer": "B", "cited": ["ch01-p002"]}
-        assert live.requests == [] and teacher._live is None  # nothing missed: the live teacher is not even asked
+        assert live.requests == [] and teacher.engine._live is None  # nothing missed: the live teacher is not even asked
 
         live.enqueue(reply("Mrs. Bennet."), reply_json({"answer": "C", "cited": ["ch01-p001"]}), reply("Lydia."))
         edited = teacher.chat("Who is Jane's mother?", seed=1)  # a prompt the student changed
@@ -512,7 +503,7 @@ def test_classroom_replays_what_was_recorded_and_asks_the_live_teacher_the_rest(
         assert (teacher.replayed, teacher.live_calls) == (2, 3)
         assert teacher.usage.calls == 5 and teacher.usage.cached_calls == 2
     said = [line for line in capfd.readouterr().err.splitlines() if line.startswith("classroom:")]
-    assert said == [f"{t.CLASSROOM_LIVE}: model live-model at {live.base_url} (endpoint)"]  # once, at the first miss
+    assert said == [f"{engine.CLASSROOM_LIVE}: model live-model at {live.base_url} (endpoint)"]  # once, at the first miss
     assert cache_path.read_bytes() == recorded  # live replies are not written into the shared cache
 
 
@@ -569,5 +560,5 @@ def test_real_embedded_teacher_round_trip():
     request = build_request(teacher.config, [{"role": "user", "content": "hi"}], max_tokens=4, schema=schema,
                             strategy="json_schema")
     with pytest.raises(Exception) as info:
-        t.make_client(teacher.config).chat.completions.create(**request)
-    assert t.is_format_rejection(info.value)
+        transport.make_client(teacher.config).chat.completions.create(**request)
+    assert wire.is_format_rejection(info.value)

@@ -1,0 +1,81 @@
+"""One reply, two ways in: notebook 3 (qa.answer_instruction on one item) and Stage 5 (the factory) must turn the
+same teacher reply into the same pair record, or fail it with the same reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fake_openai import Behaviour, reply, reply_json
+from lecture_utils.factory import run_factory
+from lecture_utils.qa import answer_instruction
+from lecture_utils.records import Instruction, Passage, to_dict
+from lecture_utils.retrieval import FastBM25Index
+from lecture_utils.teacher import Teacher, TeacherConfig
+from lecture_utils.wire import AnswerError
+
+PASSAGES = [
+    Passage("ch1-p001", "village.txt", "Marla keeps the lighthouse at Fenwick and trims its lamp every evening.", 0, 70, 1),
+    Passage("ch1-p002", "village.txt", "The baker Tobin sells rye loaves at the harbour market on Tuesdays.", 70, 140, 1),
+]
+INSTRUCTION = Instruction("i1", "What does Tobin sell at the harbour?", "plot", origin="passage",
+                          passage_id="ch1-p002", span="sells rye loaves at the harbour market")
+
+
+def refusal(body: dict) -> Behaviour:
+    """What OpenAI sends when the model declines: no content, a refusal message."""
+    return Behaviour("reply", text="I can't help with that.")
+
+
+@pytest.fixture
+def index():
+    return FastBM25Index(PASSAGES)
+
+
+def config(fake) -> TeacherConfig:
+    return TeacherConfig(mode="endpoint", base_url=fake.base_url, model="gpt-4o-mini", server_kind="openai",
+                         backoff_base_s=0.001, backoff_max_s=0.001, max_attempts=3)
+
+
+def both_ways(fake, index, tmp_path, script) -> tuple[dict | str, dict | str]:
+    """(outcome in notebook 3, outcome in Stage 5): the pair's record, or the failure's reason."""
+    fake.default = script
+    teacher = Teacher(config(fake))
+    try:
+        notebook = to_dict(answer_instruction(teacher, INSTRUCTION, index))
+    except AnswerError as e:
+        notebook = e.reason
+    finally:
+        teacher.close()
+    out = tmp_path / "qa.jsonl"
+    run_factory([INSTRUCTION], index, out, teacher=config(fake), progress=False)
+    failures = tmp_path / "qa.failures.jsonl"
+    if failures.exists() and failures.read_text().strip():
+        factory = json.loads(failures.read_text().splitlines()[0])["reason"]
+    else:
+        factory = json.loads(out.read_text().splitlines()[0])
+    return notebook, factory
+
+
+def test_a_refusal_fails_as_a_refusal_both_ways(fake_openai, index, tmp_path, monkeypatch):
+    # the fake server has no refusal field of its own: patch its completion to send content None + refusal
+    real = fake_openai.completion
+
+    def declined(body, b):
+        completion = real(body, b)
+        completion["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": b.text}
+        return completion
+
+    monkeypatch.setattr(fake_openai, "completion", declined)
+    assert both_ways(fake_openai, index, tmp_path, refusal) == ("refusal", "refusal")
+
+
+def test_a_malformed_reply_fails_alike_and_a_good_one_after_it_gives_the_same_record(fake_openai, index, tmp_path):
+    assert both_ways(fake_openai, index, tmp_path, reply("Tobin sells bread, I think.")) == ("parse error",
+                                                                                              "parse error")
+    answers = iter([reply("{not json"), reply_json({"answer": "Rye loaves.", "cited": ["ch1-p002"]})] * 2)
+    notebook, factory = both_ways(fake_openai, index, tmp_path / "2", lambda body: next(answers))
+    assert notebook == factory
+    assert (notebook["answer"], notebook["passage_id"], notebook["span"]) == ("Rye loaves.", "ch1-p002",
+                                                                             INSTRUCTION.span)
