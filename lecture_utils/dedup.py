@@ -11,6 +11,7 @@ method="minhash" (MinHash/LSH) proposes candidates in near-linear time for very 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -100,6 +101,22 @@ def rouge_l(a: str, b: str) -> float:
     if not ta or not tb:
         return 0.0
     return _fmeasure(lcs_length(ta, tb), len(ta), len(tb))
+
+
+def pairwise_similarities(texts: list[str], max_pairs: int = 5000, seed: int = 0) -> list[float]:
+    """ROUGE-L of every pair of texts, or of max_pairs random pairs when there are more (embedding cosine of pairs:
+    semantic_similarities)."""
+    n = len(texts)
+    total = n * (n - 1) // 2
+    if total <= max_pairs:
+        pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    else:
+        rng, seen = random.Random(seed), set()
+        while len(seen) < max_pairs:
+            a, b = rng.sample(range(n), 2)
+            seen.add((min(a, b), max(a, b)))
+        pairs = sorted(seen)
+    return [rouge_l(texts[a], texts[b]) for a, b in pairs]
 
 
 def near_duplicates(texts: list[str], threshold: float = 0.7, method: str = "rouge", **options) -> DedupResult:

@@ -32,7 +32,7 @@ def read_records(path: Path) -> list[dict] | None:
 
 def _leading_verb(text: str) -> str:
     try:
-        from .taxonomy import leading_verb
+        from .diversity import leading_verb
     except ImportError:
         words = re.findall(r"[A-Za-z']+", text)
         return words[0].lower() if words else ""

@@ -117,7 +117,7 @@ def passage_lengths(passages: Iterable[Any], bins: int = 40) -> Figure:
 def character_mentions(data: Any, names: Sequence[str] | dict | None = None) -> Figure:
     """Heatmap of who is mentioned where: a chapters x characters table, or passages to count (with `names`)."""
     if not isinstance(data, pd.DataFrame):
-        from .taxonomy import character_mentions as count_mentions
+        from .coverage import character_mentions as count_mentions
 
         data = count_mentions(list(data), names)
     table = data.loc[:, data.sum(axis=0).sort_values(ascending=False, kind="stable").index]  # most mentioned on top
@@ -191,7 +191,7 @@ def verb_object(instructions: Any, top_verbs: int = 12, top_objects: int = 4, mi
     if isinstance(instructions, pd.DataFrame) and {"verb", "object"} <= set(instructions.columns):
         pairs = list(zip(instructions["verb"], instructions["object"]))
     else:
-        from .taxonomy import verb_object as parse
+        from .diversity import verb_object as parse
 
         texts = instructions if _all_strings(instructions) else _column(instructions, "instruction")
         pairs = [parse(str(t)) for t in texts]
