@@ -3,7 +3,7 @@ import random
 import pytest
 from rouge_score import rouge_scorer
 
-from lecture_utils.dedup import DedupError, lcs_length, near_duplicates, pairwise_similarities, rouge_l, tokenize
+from lecture_utils.dedup import DedupError, lcs_length, near_duplicates, pairwise_similarities, rouge_l, rouge_tokens
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -39,9 +39,9 @@ def reference_dedup(texts, threshold=0.7):
     return kept, dropped
 
 
-def test_tokenize_matches_rouge_score():
+def test_rouge_tokens_match_rouge_score():
     for text in INSTRUCTIONS + ["Café naïve x-ray, don't 3.5km", "ÄÖÜ ß", "  tabs\tand\nnewlines  "]:
-        assert tokenize(text) == SCORER._tokenizer.tokenize(text)
+        assert rouge_tokens(text) == SCORER._tokenizer.tokenize(text)
 
 
 def test_rouge_l_hand_computed():
