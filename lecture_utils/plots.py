@@ -182,14 +182,12 @@ def _radial_label(ax, theta_deg: float, radius: float, text: str, outside: bool 
 
 
 @_styled
-def verb_object(verbs_and_objects: Any, top_verbs: int = 12, top_objects: int = 4, min_share: float = 0.012) -> Figure:
+def verb_object(pairs: Any, top_verbs: int = 12, top_objects: int = 4, min_share: float = 0.012) -> Figure:
     """Two-ring donut after Self-Instruct's figure: inner ring the top leading verbs, outer ring their top objects.
 
-    Takes a table with "verb" and "object" columns (diversity.verb_object_table) or (verb, object) pairs."""
-    if isinstance(verbs_and_objects, pd.DataFrame):
-        pairs = list(zip(verbs_and_objects["verb"], verbs_and_objects["object"]))
-    else:
-        pairs = [tuple(p) for p in verbs_and_objects]
+    `pairs`: (verb, object) pairs, or a table with "verb" and "object" columns (diversity.verb_object_table)."""
+    if isinstance(pairs, pd.DataFrame):
+        pairs = zip(pairs["verb"], pairs["object"])
     pairs = [(v, o) for v, o in pairs if v]
     fig, ax = plt.subplots(figsize=(8.5, 8.5), layout="constrained")
     ax.set_title("Leading verbs (inner ring) and their most common objects (outer ring)")
