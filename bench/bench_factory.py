@@ -39,8 +39,9 @@ import openai  # noqa: E402
 from lecture_utils.factory import FactoryConfig, run_factory_async  # noqa: E402
 from lecture_utils.qa import rag_request  # noqa: E402
 from lecture_utils.records import Instruction, Passage, write_jsonl  # noqa: E402
-from lecture_utils.retrieval import FastBM25Index, tokenize  # noqa: E402
+from lecture_utils.retrieval import FastBM25Index  # noqa: E402
 from lecture_utils.teacher import TeacherConfig  # noqa: E402
+from lecture_utils.tokens import search_words  # noqa: E402
 
 SERVER = REPO / "bench" / "fake_latency_server.py"
 MODEL = "gpt-4o-mini"
@@ -95,7 +96,7 @@ def make_instructions(passages: list[Passage], n: int, seed: int = 0, markers: b
     """Questions made of three words of one passage; with markers, 1 in 100 is one the fake server always
     refuses and 1 in 100 one it answers emptily (failures that retries cannot fix)."""
     rng = random.Random(seed)
-    words = [tokenize(p.text) for p in passages]
+    words = [search_words(p.text) for p in passages]
     words = [w for w in words if len(w) >= 3]
     out = []
     for i in range(n):

@@ -19,7 +19,8 @@ import numpy as np
 
 from lecture_utils.corpus import CorpusWarning, book_passages, load_book
 from lecture_utils.records import Passage
-from lecture_utils.retrieval import BM25Index, FastBM25Index, tokenize
+from lecture_utils.retrieval import BM25Index, FastBM25Index
+from lecture_utils.tokens import search_words
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
 SPEEDUP_TARGET, AGREEMENT_TARGET = 20.0, 0.95
@@ -31,7 +32,7 @@ def make_queries(passages: list[Passage], n: int, seed: int) -> list[str]:
     queries = []
     while len(queries) < n:
         words = [w.strip(".,;:!?\u201c\u201d\"'_()") for w in rng.choice(passages).text.split()]
-        words = [w for w in words if tokenize(w)]
+        words = [w for w in words if search_words(w)]
         if words:
             queries.append(" ".join(rng.sample(words, min(len(words), rng.randint(2, 6)))))
     return queries

@@ -31,7 +31,7 @@ from lecture_utils.local_teacher import LocalServer, cpu_cores, default_threads,
 from lecture_utils.prompts import SEED_SYSTEM
 from lecture_utils.qa import answer_schema, build_rag_messages
 from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.taxonomy import INSTRUCTION_SCHEMA, build_seed_prompt, load_seeds, pick_examples
+from lecture_utils.selfinstruct import INSTRUCTION_SCHEMA, build_seed_prompt, load_seeds, pick_examples
 
 REPO = Path(__file__).resolve().parents[1]
 CALL_TIMEOUT = 600.0  # seconds; a variant whose call takes longer is reported as timed out

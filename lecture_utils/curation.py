@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .retrieval import tokenize  # highlight the same words BM25 matched on
 from .decisions import decisions_that_count
 from .records import CHECKLIST, STATUSES, Decision, Passage, QAPair, append_jsonl, iter_jsonl, read_jsonl
+from .tokens import search_words  # highlight the same words BM25 matched on
 
 GOLDEN_RULE = (
     "Golden rule: accept only what you'd be glad to hear your finished model say word for word; "
@@ -397,12 +397,12 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*")  # a word as it appears on the page, "M
 
 
 def _content(text: str) -> set[str]:
-    # tokenize already drops stop words; two-letter leftovers and numbers highlight noise, not evidence
-    return {t for t in tokenize(text) if len(t) > 2 and not t.isdigit()}
+    # search_words already drops stop words; two-letter leftovers and numbers highlight noise, not evidence
+    return {t for t in search_words(text) if len(t) > 2 and not t.isdigit()}
 
 
 def shared_words(answer: str, passage_text: str) -> set[str]:
-    """Content words (as the retriever tokenizes them) that the answer and the passage both contain."""
+    """Content words (as the retriever reads them: tokens.search_words) that the answer and the passage both contain."""
     return _content(answer) & _content(passage_text)
 
 
@@ -413,7 +413,7 @@ def highlight(passage_text: str, words: Iterable[str]) -> str:
     for m in _WORD.finditer(passage_text):
         out.append(html.escape(passage_text[last : m.start()]))
         word = html.escape(m.group())
-        out.append(f"<mark>{word}</mark>" if words & set(tokenize(m.group())) else word)
+        out.append(f"<mark>{word}</mark>" if words & set(search_words(m.group())) else word)
         last = m.end()
     out.append(html.escape(passage_text[last:]))
     return "".join(out)

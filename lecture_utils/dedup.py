@@ -11,6 +11,7 @@ method="minhash" (MinHash/LSH) proposes candidates in near-linear time for very 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -56,8 +57,10 @@ class DedupResult:
         return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def tokenize(text: str) -> list[str]:
-    """Word tokens exactly as rouge-score's default tokenizer makes them (lower-case, a-z0-9 runs, no stemming)."""
+def rouge_tokens(text: str) -> list[str]:
+    """Word tokens exactly as rouge-score's default tokenizer makes them (lower-case, a-z0-9 runs, no stemming).
+
+    Not tokens.words on purpose: these must stay rouge-score's, so near-duplicate decisions match the reference."""
     return [t for t in _NON_ALNUM.sub(" ", text.lower()).split() if t]
 
 
@@ -96,10 +99,26 @@ def _lcs_with_masks(masks: dict, m: int, b: list) -> int:
 
 def rouge_l(a: str, b: str) -> float:
     """ROUGE-L F-measure between two texts on lower-cased word tokens (same value as rouge-score's rougeL)."""
-    ta, tb = tokenize(a), tokenize(b)
+    ta, tb = rouge_tokens(a), rouge_tokens(b)
     if not ta or not tb:
         return 0.0
     return _fmeasure(lcs_length(ta, tb), len(ta), len(tb))
+
+
+def pairwise_similarities(texts: list[str], max_pairs: int = 5000, seed: int = 0) -> list[float]:
+    """ROUGE-L of every pair of texts, or of max_pairs random pairs when there are more (embedding cosine of pairs:
+    semantic_similarities)."""
+    n = len(texts)
+    total = n * (n - 1) // 2
+    if total <= max_pairs:
+        pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    else:
+        rng, seen = random.Random(seed), set()
+        while len(seen) < max_pairs:
+            a, b = rng.sample(range(n), 2)
+            seen.add((min(a, b), max(a, b)))
+        pairs = sorted(seen)
+    return [rouge_l(texts[a], texts[b]) for a, b in pairs]
 
 
 def near_duplicates(texts: list[str], threshold: float = 0.7, method: str = "rouge", **options) -> DedupResult:
@@ -131,7 +150,7 @@ def near_duplicates(texts: list[str], threshold: float = 0.7, method: str = "rou
 
 def _token_ids(texts: list[str]) -> list[list[int]]:
     vocab: dict[str, int] = {}
-    return [[vocab.setdefault(t, len(vocab)) for t in tokenize(text)] for text in texts]
+    return [[vocab.setdefault(t, len(vocab)) for t in rouge_tokens(text)] for text in texts]
 
 
 def _dedup_exhaustive(texts: list[str], threshold: float) -> DedupResult:
@@ -275,7 +294,7 @@ def minhash_signatures(texts: list[str], num_perm: int = 128, ngram: int = 1, se
     a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
     b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
     sig = np.full((len(texts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    hashes = [_shingle_hashes(tokenize(t), ngram) for t in texts]
+    hashes = [_shingle_hashes(rouge_tokens(t), ngram) for t in texts]
     lengths = np.array([len(h) for h in hashes], dtype=np.int64)
     docs = np.flatnonzero(lengths)
     per_chunk = max(1, 4_000_000 // num_perm)  # shingles per chunk, to bound memory

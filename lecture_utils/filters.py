@@ -15,20 +15,11 @@ import pandas as pd
 from .dedup import rouge_l
 from .prompts import NOT_IN_TEXT
 from .records import Instruction, QAPair
+from .tokens import STOP_WORDS, words
 
 # Alpaca's list of words that mark a task a language model cannot carry out (matched as whole words, any case).
 UNSUITABLE_KEYWORDS = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
                        "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
-
-# The most frequent English function words: present in almost any English sentence, rare in other languages.
-STOP_WORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between both but by
-can could did do does doing down during each few for from further had has have having he her here hers herself him
-himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other
-our ours ourselves out over own same she should so some such than that the their theirs them themselves then there
-these they this those through to too under until up very was we were what when where which while who whom why will
-with would you your yours yourself yourselves
-""".split())
 
 # "The passages do not say": a legitimate answer the dataset may or may not want to teach.
 NOT_IN_TEXT_PATTERNS = [
@@ -85,10 +76,6 @@ class FilterResult:
 
     def removed_by(self, name: str) -> list:
         return [r.pair for r in self.removed if r.filter == name]
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+(?:'[^\W_]+)?", text.lower())
 
 
 def _word_count_check(text: str, low: int | None, high: int | None, what: str) -> str | None:

@@ -7,7 +7,6 @@ import ast
 import base64
 import html
 import io
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ import nbformat
 import pandas as pd
 
 from .decisions import decisions_that_count, is_judge
+from .diversity import diversity_stats
 from .records import iter_jsonl
 from .settings import NOTEBOOKS_DIR
 
 STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
-SIMILARITY_SAMPLE = 200  # pairwise similarity is quadratic: compare at most this many instructions
 KIT_NOTEBOOKS = NOTEBOOKS_DIR
 
 
@@ -29,25 +28,6 @@ def read_records(path: Path) -> list[dict] | None:
         return list(iter_jsonl(path)) if path.exists() else None
     except (ValueError, OSError):
         return None
-
-
-def _leading_verb(text: str) -> str:
-    try:
-        from .taxonomy import leading_verb
-    except ImportError:
-        words = re.findall(r"[A-Za-z']+", text)
-        return words[0].lower() if words else ""
-    return leading_verb(text) or ""
-
-
-def _mean_similarity(texts: list[str]) -> float | None:
-    try:
-        from .dedup import rouge_l
-    except ImportError:
-        return None
-    sample = texts[:: max(1, len(texts) // SIMILARITY_SAMPLE)][:SIMILARITY_SAMPLE]
-    scores = [rouge_l(a, b) for i, a in enumerate(sample) for b in sample[i + 1:]]
-    return round(sum(scores) / len(scores), 3) if scores else None
 
 
 def run_dir_metrics(run_dir: Path) -> dict[str, Any]:
@@ -68,9 +48,10 @@ def run_dir_metrics(run_dir: Path) -> dict[str, Any]:
             kept = sum(d.status in ("accept", "fix") for d in counted.latest.values())
             m["accepted_share"] = round(kept / len(counted.latest), 3)
     instructions = [r.get("instruction", "") for r in data["instructions"] or [] if isinstance(r, dict)]
-    if instructions:
-        m["distinct_verbs"] = len({v for v in map(_leading_verb, instructions) if v})
-        m["mean_similarity"] = _mean_similarity(instructions)
+    if instructions:  # the same numbers notebook 2 shows (diversity.diversity_stats)
+        stats = diversity_stats(instructions)
+        m["distinct_verbs"] = stats["distinct_leading_verbs"]
+        m["mean_similarity"] = stats["mean_pairwise_rouge_l"] if stats["pairs_scored"] else None
     pairs = [p for p in data["qa_pairs"] or [] if isinstance(p, dict) and not p.get("not_in_text")]
     if pairs:
         known = {p.get("id") for p in data["passages"] or [] if isinstance(p, dict)}

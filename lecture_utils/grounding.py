@@ -16,8 +16,9 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from .filters import STOP_WORDS, is_not_in_text
+from .filters import is_not_in_text
 from .records import Passage, QAPair
+from .tokens import STOP_WORDS, words
 
 # Titles and short forms that end in a period without ending a sentence.
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "sr", "jr", "prof", "rev", "col", "capt", "gen", "lt", "sir", "vol",
@@ -27,7 +28,6 @@ _END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s+|$)")
 # Inline citations such as [ch12-p004] or [guide-md-s02-p001; ch01-p002].
 _CITATION = re.compile(r"\[\s*([A-Za-z0-9][\w.\-]*-p\d+(?:\s*[,;]\s*[A-Za-z0-9][\w.\-]*-p\d+)*)\s*\]")
 _CITATIONS_AFTER = re.compile(r"(?:\s*" + _CITATION.pattern + r")+")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 SUPPORT_THRESHOLD = 0.6  # a sentence with half its content words invented scores about 0.5
 BIGRAM_WEIGHT = 0.25  # the rest of the score is the content-word share
@@ -123,7 +123,7 @@ def _norm(word: str) -> str:
 
 
 def _raw_words(text: str) -> list[str]:
-    return _WORD.findall(_CITATION.sub(" ", text).lower().replace("\u2019", "'"))
+    return words(_CITATION.sub(" ", text), ascii_only=True)  # a-z0-9 words: the scores were measured on them
 
 
 def _words(text: str) -> list[str]:
@@ -174,7 +174,7 @@ def sentence_support(answer: str, passages_texts: list[str], threshold: float = 
         if not content:
             out.append(SentenceSupport(sentence, 1.0, True, None, s, e))
             continue
-        scores = [_support(content, tokens, words, grams) for words, grams in prepared]
+        scores = [_support(content, tokens, seen, grams) for seen, grams in prepared]
         best = max(range(len(scores)), key=scores.__getitem__) if scores else None
         score = scores[best] if scores else 0.0
         out.append(SentenceSupport(sentence, score, score >= threshold, best, s, e))

@@ -114,12 +114,8 @@ def passage_lengths(passages: Iterable[Any], bins: int = 40) -> Figure:
 
 
 @_styled
-def character_mentions(data: Any, names: Sequence[str] | dict | None = None) -> Figure:
-    """Heatmap of who is mentioned where: a chapters x characters table, or passages to count (with `names`)."""
-    if not isinstance(data, pd.DataFrame):
-        from .taxonomy import character_mentions as count_mentions
-
-        data = count_mentions(list(data), names)
+def character_mentions(data: pd.DataFrame) -> Figure:
+    """Heatmap of who is mentioned where: a chapters x characters table of counts (coverage.character_mentions)."""
     table = data.loc[:, data.sum(axis=0).sort_values(ascending=False, kind="stable").index]  # most mentioned on top
     fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
     ax.set_title("Who is mentioned where: mentions per chapter")
@@ -186,15 +182,12 @@ def _radial_label(ax, theta_deg: float, radius: float, text: str, outside: bool 
 
 
 @_styled
-def verb_object(instructions: Any, top_verbs: int = 12, top_objects: int = 4, min_share: float = 0.012) -> Figure:
-    """Two-ring donut after Self-Instruct's figure: inner ring the top leading verbs, outer ring their top objects."""
-    if isinstance(instructions, pd.DataFrame) and {"verb", "object"} <= set(instructions.columns):
-        pairs = list(zip(instructions["verb"], instructions["object"]))
-    else:
-        from .taxonomy import verb_object as parse
+def verb_object(pairs: Any, top_verbs: int = 12, top_objects: int = 4, min_share: float = 0.012) -> Figure:
+    """Two-ring donut after Self-Instruct's figure: inner ring the top leading verbs, outer ring their top objects.
 
-        texts = instructions if _all_strings(instructions) else _column(instructions, "instruction")
-        pairs = [parse(str(t)) for t in texts]
+    `pairs`: (verb, object) pairs, or a table with "verb" and "object" columns (diversity.verb_object_table)."""
+    if isinstance(pairs, pd.DataFrame):
+        pairs = zip(pairs["verb"], pairs["object"])
     pairs = [(v, o) for v, o in pairs if v]
     fig, ax = plt.subplots(figsize=(8.5, 8.5), layout="constrained")
     ax.set_title("Leading verbs (inner ring) and their most common objects (outer ring)")

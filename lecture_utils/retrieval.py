@@ -3,13 +3,12 @@
 `BM25Index` wraps rank-bm25, the readable reference the notebooks teach with. `FastBM25Index` computes the very
 same Okapi BM25 scores (k1=1.5, b=0.75, idf floor epsilon * mean idf) from a sparse term x passage matrix, so a
 query touches only the passages that contain its words; the factory uses it for thousands of queries.
+Both read texts with tokens.search_words.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -17,46 +16,17 @@ from rank_bm25 import BM25Okapi
 from scipy import sparse
 
 from .records import Passage
-
-STOP_WORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below between both
-but by can could did do does doing down during each either else ever every few for from further had has have having
-he her here hers herself him himself his how however i if in into is it its itself just let may me might more most
-much must my myself neither no nor not now of off on once one only or other otherwise ought our ours ourselves out
-over own per quite rather same shall she should so some such than that the their theirs them themselves then there
-therefore these they this those though through thus to too under until up upon us very was we were what whatever
-when where whether which while who whom whose why will with within without would yet you your yours yourself
-yourselves
-dont didnt doesnt isnt wasnt arent werent hasnt havent hadnt cant couldnt wouldnt shouldnt wont mustnt shant
-im ive youre youve youd youll hes shes theyre theyve theyd theyll weve wed well thats whats theres heres lets
-""".split())
-
-_COMBINING_RE = re.compile(r"[\u0300-\u036f]")
-_TOKEN_RE = re.compile(r"[\w']+")
+from .tokens import search_words
 
 
 class RetrievalError(ValueError):
     """A search that cannot run (no passages, an empty query); the message says how to fix it."""
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case words without accents, punctuation, possessive 's or stop words: "Darcy's" -> "darcy"."""
-    # curly apostrophes become straight ones; "_" marks italics in Gutenberg texts
-    text = text.casefold().replace("\u2019", "'").replace("\u2018", "'").replace("_", " ")
-    if not text.isascii():
-        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text))  # "café" -> "cafe"
-    words = _TOKEN_RE.findall(text)
-    if "'" in text:
-        words = [w.strip("'") for w in words]
-        words = [w[:-2] if w.endswith("'s") else w for w in words]
-        words = [w.replace("'", "") for w in words]  # "don't" -> "dont", which the stop list knows
-    return [w for w in words if w and w not in STOP_WORDS]
-
-
 def _query_tokens(query: str) -> list[str]:
     if not isinstance(query, str) or not query.strip():
         raise RetrievalError("Empty query: pass the question or instruction to search for.")
-    tokens = tokenize(query)
+    tokens = search_words(query)
     if not tokens:
         raise RetrievalError(f"Query {query!r} has only stop words or punctuation: add a content word (a name, "
                              "a place, a topic).")
@@ -71,7 +41,7 @@ def _check_k(k: int) -> None:
 def _tokenized(passages: Sequence[Passage]) -> list[list[str]]:
     if not passages:
         raise RetrievalError("No passages to index: load a corpus first (corpus.load_corpus) and pass its passages.")
-    tokens = [tokenize(p.text) for p in passages]
+    tokens = [search_words(p.text) for p in passages]
     if not any(tokens):
         raise RetrievalError("The passages contain no searchable words (only stop words or punctuation): "
                              "check the corpus you loaded.")

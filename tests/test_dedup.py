@@ -3,7 +3,7 @@ import random
 import pytest
 from rouge_score import rouge_scorer
 
-from lecture_utils.dedup import DedupError, lcs_length, near_duplicates, rouge_l, tokenize
+from lecture_utils.dedup import DedupError, lcs_length, near_duplicates, pairwise_similarities, rouge_l, rouge_tokens
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -39,9 +39,9 @@ def reference_dedup(texts, threshold=0.7):
     return kept, dropped
 
 
-def test_tokenize_matches_rouge_score():
+def test_rouge_tokens_match_rouge_score():
     for text in INSTRUCTIONS + ["Café naïve x-ray, don't 3.5km", "ÄÖÜ ß", "  tabs\tand\nnewlines  "]:
-        assert tokenize(text) == SCORER._tokenizer.tokenize(text)
+        assert rouge_tokens(text) == SCORER._tokenizer.tokenize(text)
 
 
 def test_rouge_l_hand_computed():
@@ -55,6 +55,16 @@ def test_rouge_l_equals_rouge_score_on_fixed_pairs():
     for a in INSTRUCTIONS:
         for b in INSTRUCTIONS:
             assert rouge_l(a, b) == SCORER.score(a, b)["rougeL"].fmeasure, (a, b)
+
+
+def test_pairwise_similarities_score_every_pair_or_a_sample():
+    texts = ["Describe the ball.", "Describe the ball.", "Why does Lydia elope with Wickham?"]
+    sims = pairwise_similarities(texts)
+    assert len(sims) == 3 and sims[0] == 1.0 and max(sims[1:]) < 0.3
+    assert sims == [rouge_l(texts[0], texts[1]), rouge_l(texts[0], texts[2]), rouge_l(texts[1], texts[2])]
+    many = [f"Question number {i} about chapter {i * 7}" for i in range(200)]
+    assert len(pairwise_similarities(many, max_pairs=500)) == 500
+    assert pairwise_similarities(many, max_pairs=500) == pairwise_similarities(many, max_pairs=500)  # seeded
 
 
 def test_lcs_bit_parallel_equals_dynamic_programming():

@@ -13,8 +13,9 @@ import psutil
 import pytest
 
 from lecture_utils.decisions import decisions_that_count, is_judge
+from lecture_utils.diversity import diversity_stats
 from lecture_utils.grading import NOTEBOOKS, GradeError, grade, grade_main, scan_notebook
-from lecture_utils.grading_report import changed_prompts
+from lecture_utils.grading_report import changed_prompts, run_dir_metrics
 from lecture_utils.records import Decision, QAPair, read_jsonl, write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures_grading"
@@ -214,6 +215,18 @@ def test_one_rule_decides_which_decisions_count_and_the_judge_is_never_a_person(
     assert counted.counts() == {"accept": 1, "fix": 0, "discard": 1}
     assert [is_judge(r) for r in ("llm-judge (headless)", "judge:gpt-4o-mini", "Judge", "", "alice",
                                   "file:demo_decisions.jsonl", "judgement")] == [True, True, True] + [False] * 4
+
+
+def test_the_report_shows_the_diversity_numbers_notebook_2_shows(tmp_path):
+    texts = ["Describe the Netherfield ball.", "Describe the ball at Netherfield.", "Why does Lydia elope?",
+             "Explain the entail on Longbourn."]
+    write_jsonl(tmp_path / "instructions.jsonl", [{"id": f"i{k}", "instruction": t} for k, t in enumerate(texts)])
+    stats = diversity_stats(texts)
+    metrics = run_dir_metrics(tmp_path)
+    assert metrics["distinct_verbs"] == stats["distinct_leading_verbs"] == 3
+    assert metrics["mean_similarity"] == stats["mean_pairwise_rouge_l"] > 0
+    write_jsonl(tmp_path / "instructions.jsonl", [{"id": "i0", "instruction": texts[0]}])
+    assert run_dir_metrics(tmp_path)["mean_similarity"] is None  # one instruction: no pair to compare
 
 
 # --- prompts changed from the kit's -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from lecture_utils import plots
+from lecture_utils import coverage, diversity, plots
 from lecture_utils.prompts import CATEGORIES
 from lecture_utils.records import Decision, Instruction, Passage
 
@@ -57,14 +57,14 @@ def test_passage_lengths(tmp_path):
     assert any("median 200" in t for t in texts_of(fig))
 
 
-def test_character_mentions_from_table_or_passages(tmp_path):
+def test_character_mentions_draws_the_counted_table(tmp_path):
     table = pd.DataFrame({"Elizabeth": [5, 0, 9], "Darcy": [1, 4, 0]}, index=pd.Index([1, 2, 3], name="chapter"))
     fig = plots.character_mentions(table)
     check(fig, tmp_path / "mentions.png")
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["Elizabeth", "Darcy"]  # most mentioned first
     passages = [Passage("ch01-p001", "b.txt", "Lizzy laughed; Darcy did not.", 0, 29, 1),
                 Passage("ch02-p001", "b.txt", "Jane wrote to Elizabeth.", 29, 53, 2)]
-    fig = plots.character_mentions(passages)
+    fig = plots.character_mentions(coverage.character_mentions(passages))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[0] == "Elizabeth" and {"Darcy", "Jane"} <= set(labels)
 
@@ -81,13 +81,14 @@ def test_category_counts_shows_every_category_including_zeros(tmp_path):
 
 
 def test_verb_object_donut_labels_verbs_and_objects(tmp_path):
-    fig = plots.verb_object(_instructions())
+    fig = plots.verb_object(diversity.verb_object_table(_instructions()))
     check(fig, tmp_path / "verbs.png", ylabel=False)
     shown = texts_of(fig)
     assert {"describe", "explain"} <= set(shown)
     assert "ball" in shown and "entail" in shown
     table = pd.DataFrame({"verb": ["describe", "describe", "explain"], "object": ["ball", "letter", None]})
     assert "describe" in texts_of(plots.verb_object(table))
+    assert "describe" in texts_of(plots.verb_object([("describe", "ball"), ("explain", None)]))  # plain pairs too
 
 
 def test_similarity_hist_marks_the_threshold(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 
 from lecture_utils.corpus import CorpusWarning, book_passages, load_book
 from lecture_utils.records import Passage
-from lecture_utils.retrieval import BM25Index, FastBM25Index, RetrievalError, tokenize
+from lecture_utils.retrieval import BM25Index, FastBM25Index, RetrievalError
+from lecture_utils.tokens import search_words
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
 needs_book = pytest.mark.skipif(not SHARED_BOOK.exists(), reason=f"shared book copy not found at {SHARED_BOOK}")
@@ -37,18 +38,6 @@ def passages(texts: list[str]) -> list[Passage]:
 
 def ids(hits) -> list[str]:
     return [p.id for p, _ in hits]
-
-
-# ---------------------------------------------------------------- tokenizer
-
-
-def test_tokenize_folds_case_punctuation_possessives_and_stop_words():
-    assert tokenize("Mr. Darcy's pride, and Elizabeth\u2019s PREJUDICE!") == ["mr", "darcy", "pride", "elizabeth",
-                                                                          "prejudice"]
-    assert tokenize("Don't you think she was... _very_ well?") == ["think"]
-    assert tokenize("The Caf\u00e9 on Rue Na\u00efve, 1813") == ["cafe", "rue", "naive", "1813"]
-    assert tokenize("well-known o'clock") == ["known", "oclock"]
-    assert tokenize("  the of and  ") == []
 
 
 # ---------------------------------------------------------------- a tiny corpus written for the test
@@ -163,7 +152,7 @@ def book_queries(ps: list[Passage], n: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
     queries = []
     for _ in range(n):
-        words = [w for w in rng.choice(ps).text.split() if tokenize(w)]
+        words = [w for w in rng.choice(ps).text.split() if search_words(w)]
         queries.append(" ".join(rng.sample(words, min(len(words), rng.randint(2, 6)))))
     return queries
 

@@ -1,4 +1,4 @@
-"""Stage 2: seeds in three formats, teacher runs against the fake server, dedup, verbs, novelty and coverage."""
+"""Stage 2, Self-Instruct: seeds in three formats, teacher runs against the fake server, merging and novelty."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import re
 import pytest
 
 from fake_openai import reply, reply_json
-from lecture_utils import taxonomy as tx
+from lecture_utils import selfinstruct as si
 from lecture_utils.prompts import CATEGORIES
-from lecture_utils.records import Instruction, Passage
-from lecture_utils.retrieval import BM25Index
+from lecture_utils.records import Instruction
 from lecture_utils.teacher import Teacher, TeacherConfig
 
 
@@ -37,7 +36,7 @@ def test_load_seeds_alpaca_format(tmp_path):
          "instances": [{"input": "A short letter of our own.", "output": "It is short."}], "is_classification": False},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    seeds = tx.load_seeds(path)
+    seeds = si.load_seeds(path)
     assert [s.instruction for s in seeds] == [r["instruction"] for r in rows]
     assert [s.category for s in seeds] == ["seed", "style and narration"]
     assert seeds[1].input == "A short letter of our own."
@@ -49,54 +48,54 @@ def test_load_seeds_simple_jsonl_and_plain_text(tmp_path):
     simple = tmp_path / "simple.jsonl"
     simple.write_text('{"instruction": "Describe the Netherfield ball.", "category": "plot and events"}\n\n'
                       '{"instruction": "Compare Jane and Elizabeth."}\n', encoding="utf-8")
-    seeds = tx.load_seeds(simple)
+    seeds = si.load_seeds(simple)
     assert [(s.instruction, s.category) for s in seeds] == [
         ("Describe the Netherfield ball.", "plot and events"), ("Compare Jane and Elizabeth.", "seed")]
 
     plain = tmp_path / "seeds.txt"
     plain.write_text("# my own seeds\n- Describe the Netherfield ball.\n2. Compare Jane and Elizabeth.\n\n"
                      "Why does Lydia go to Brighton?\n", encoding="utf-8")
-    seeds = tx.load_seeds(plain)
+    seeds = si.load_seeds(plain)
     assert [s.instruction for s in seeds] == ["Describe the Netherfield ball.", "Compare Jane and Elizabeth.",
                                               "Why does Lydia go to Brighton?"]
     assert {s.category for s in seeds} == {"seed"}
 
 
 def test_load_seeds_errors_are_one_line_and_name_the_problem(tmp_path):
-    with pytest.raises(tx.TaxonomyError, match="not found") as e:
-        tx.load_seeds(tmp_path / "nope.jsonl")
+    with pytest.raises(si.TaxonomyError, match="not found") as e:
+        si.load_seeds(tmp_path / "nope.jsonl")
     assert "\n" not in str(e.value)
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "One good line here."}\n{"instruction": "Two good lines."}\n{"instruction": oops\n',
                    encoding="utf-8")
-    with pytest.raises(tx.TaxonomyError, match=r"bad\.jsonl:3: not valid JSON"):
-        tx.load_seeds(bad)
+    with pytest.raises(si.TaxonomyError, match=r"bad\.jsonl:3: not valid JSON"):
+        si.load_seeds(bad)
 
     missing = tmp_path / "missing.jsonl"
     missing.write_text('{"instruction": "Fine."}\n{"prompt": "wrong key"}\n', encoding="utf-8")
-    with pytest.raises(tx.TaxonomyError, match=r"missing\.jsonl:2: no \"instruction\""):
-        tx.load_seeds(missing)
+    with pytest.raises(si.TaxonomyError, match=r"missing\.jsonl:2: no \"instruction\""):
+        si.load_seeds(missing)
 
     empty = tmp_path / "empty.txt"
     empty.write_text("\n# nothing\n", encoding="utf-8")
-    with pytest.raises(tx.TaxonomyError, match="no instructions"):
-        tx.load_seeds(empty)
+    with pytest.raises(si.TaxonomyError, match="no instructions"):
+        si.load_seeds(empty)
 
 
 def test_shipped_seeds_are_complete_and_in_alpaca_format():
-    seeds = tx.load_seeds()
+    seeds = si.load_seeds()
     assert len(seeds) >= 12
     assert {s.category for s in seeds} <= set(CATEGORIES)
     assert len({s.category for s in seeds}) >= 5
-    raw = tx.load_seed_tasks()
+    raw = [json.loads(line) for line in si.SEEDS_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert [r["id"] for r in raw] == [f"seed_task_{i}" for i in range(len(raw))]
     for r in raw:
         assert r["is_classification"] is False and r["name"]
         output = r["instances"][0]["output"].strip()
         assert output and len(re.findall(r"[.!?](?:\s|$)", output)) <= 3, r["name"]
     # near-copies among the seeds would be dropped by our own dedup
-    kept, dropped = tx.merge_and_dedup(seeds)
+    kept, dropped = si.merge_and_dedup(seeds)
     assert dropped.empty and len(kept) == len(seeds)
 
 
@@ -108,7 +107,7 @@ def test_generate_run_asks_for_n_items_and_labels_them(fake_openai):
         ("character analysis", "Why does Elizabeth laugh at Mr Collins's letter?"),
         ("themes and ideas", "  How does pride  blind Darcy at first?  "),
         ("plot and events", "What happens at the Netherfield ball?"))))
-    got = tx.generate_run(teacher_for(fake_openai), n=3, run=2, temperature=0.9, seed=7,
+    got = si.generate_run(teacher_for(fake_openai), n=3, run=2, temperature=0.9, seed=7,
                           examples=["Describe the Meryton assembly."])
     assert [i.id for i in got] == ["i02-001", "i02-002", "i02-003"]
     assert got[1].instruction == "How does pride blind Darcy at first?"
@@ -127,18 +126,18 @@ def test_generate_run_asks_for_n_items_and_labels_them(fake_openai):
 
 
 def test_default_examples_come_from_the_shipped_seeds_and_vary_with_the_seed():
-    seeds = {s.instruction for s in tx.load_seeds()}
-    a, b = tx.pick_examples(3, seed=1), tx.pick_examples(3, seed=2)
+    seeds = {s.instruction for s in si.load_seeds()}
+    a, b = si.pick_examples(3, seed=1), si.pick_examples(3, seed=2)
     assert set(a) <= seeds and set(b) <= seeds and len(a) == 3
-    assert a == tx.pick_examples(3, seed=1) and a != b
+    assert a == si.pick_examples(3, seed=1) and a != b
     mine = ["Describe the ball at Netherfield.", "Why does Jane go to London?", "Who is Mr Gardiner?"]
-    assert sorted(tx.pick_examples(3, seed=5, source=mine)) == sorted(mine)
+    assert sorted(si.pick_examples(3, seed=5, source=mine)) == sorted(mine)
 
 
 def test_examples_are_drawn_from_the_seeds_given(fake_openai):
     fake_openai.enqueue(reply_json(items(("plot and events", "What happens at the Netherfield ball?"))))
     mine = [Instruction("s1", "Explain why Mr Gardiner lives in Gracechurch Street.", "seed", -1, "seed")]
-    tx.generate_run(teacher_for(fake_openai), n=1, run=1, seed=3, seeds=mine)
+    si.generate_run(teacher_for(fake_openai), n=1, run=1, seed=3, seeds=mine)
     prompt = fake_openai.chat_requests[-1].body["messages"][-1]["content"]
     assert "- Explain why Mr Gardiner lives in Gracechurch Street." in prompt
 
@@ -152,7 +151,7 @@ def test_a_malformed_run_is_reported_and_the_others_are_kept(fake_openai):
                          ("style and narration", "How does the narrator treat Mr Collins?"))),
     )
     with pytest.warns(UserWarning, match="run 2"):
-        result = tx.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1), (0.9, 2), (1.0, 3)], n=2)
+        result = si.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1), (0.9, 2), (1.0, 3)], n=2)
     assert [i.run for i in result.instructions] == [1, 1, 3, 3]
     assert len({i.id for i in result.instructions}) == 4
     assert [(r.run, r.count, bool(r.error)) for r in result.runs] == [(1, 2, False), (2, 0, True), (3, 2, False)]
@@ -161,7 +160,6 @@ def test_a_malformed_run_is_reported_and_the_others_are_kept(fake_openai):
     table = result.table()
     assert list(table.columns) == ["id", "run", "origin", "category", "instruction"] and len(table) == 4
     assert "fake-model" in result.teacher
-    assert list(result.runs_table()["error"].astype(bool)) == [False, True, False]
 
 
 def test_cut_off_instructions_are_set_aside_and_counted(fake_openai):
@@ -169,7 +167,7 @@ def test_cut_off_instructions_are_set_aside_and_counted(fake_openai):
     fake_openai.enqueue(reply_json(items(("plot and events", "Describe the plot of"),
                                          ("themes and ideas", "Explain the themes of"),
                                          ("relationships", "How does Jane's friendship with Charlotte change?"))))
-    result = tx.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1)], n=3)
+    result = si.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1)], n=3)
     assert [i.instruction for i in result.instructions] == ["How does Jane's friendship with Charlotte change?"]
     assert [i.instruction for i in result.cut_off] == ["Describe the plot of", "Explain the themes of"]
     assert (result.runs[0].count, result.runs[0].cut_off) == (1, 2)
@@ -182,13 +180,13 @@ def test_cut_off_instructions_are_set_aside_and_counted(fake_openai):
     ("Why does Lydia elope?", False), ("List the daughters in order of age", False), ("", True),
 ])
 def test_looks_cut_off(text, cut):
-    assert tx.looks_cut_off(text) is cut
+    assert si.looks_cut_off(text) is cut
 
 
 def test_when_every_run_fails_the_error_says_why(fake_openai):
     fake_openai.enqueue(reply("no json"), reply("still no json"))
-    with pytest.warns(UserWarning), pytest.raises(tx.TaxonomyError, match="every taxonomy run failed"):
-        tx.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1), (0.7, 2)], n=2)
+    with pytest.warns(UserWarning), pytest.raises(si.TaxonomyError, match="every taxonomy run failed"):
+        si.generate_taxonomy(teacher_for(fake_openai), runs=[(0.7, 1), (0.7, 2)], n=2)
 
 
 def test_a_reply_of_the_wrong_shape_is_a_clear_error():
@@ -196,16 +194,16 @@ def test_a_reply_of_the_wrong_shape_is_a_clear_error():
         def structured(self, *args, **kwargs):
             return type("Reply", (), {"data": ["a list, not an object"]})()
 
-    with pytest.raises(tx.TaxonomyError, match="run 4: the reply has no \"instructions\" list"):
-        tx.generate_run(ShapeTeacher(), n=2, run=4, examples=[])
+    with pytest.raises(si.TaxonomyError, match="run 4: the reply has no \"instructions\" list"):
+        si.generate_run(ShapeTeacher(), n=2, run=4, examples=[])
 
 
 def test_a_prompt_with_an_unknown_placeholder_is_a_clear_error():
-    with pytest.raises(tx.TaxonomyError, match=r"unknown placeholder 'topic'"):
-        tx.build_seed_prompt(3, [], None, "Write {n} questions about {topic}.")
+    with pytest.raises(si.TaxonomyError, match=r"unknown placeholder 'topic'"):
+        si.build_seed_prompt(3, [], None, "Write {n} questions about {topic}.")
 
 
-# --- dedup and novelty ---------------------------------------------------------------------------------------------
+# --- merging and novelty ---------------------------------------------------------------------------------------------
 
 
 def _ins(id_, text, run, origin="teacher", category="plot and events"):
@@ -217,7 +215,7 @@ def test_merge_and_dedup_drops_teacher_copies_of_seeds_and_keeps_seeds():
     copy = _ins("i01-001", "Explain who will inherit Longbourn after Mr Bennet dies.", 1)
     fresh = _ins("i01-002", "Describe how Mrs Bennet reacts to Lydia's marriage.", 1)
     again = _ins("i02-001", "Describe how Mrs Bennet reacts to Lydia's wedding.", 2)
-    kept, dropped = tx.merge_and_dedup([copy, fresh, again, seed])  # the seed comes last but must win
+    kept, dropped = si.merge_and_dedup([copy, fresh, again, seed])  # the seed comes last but must win
     assert [k.id for k in kept] == ["seed-001", "i01-002"]
     assert list(dropped["id"]) == ["i01-001", "i02-001"]
     assert list(dropped["closest_id"]) == ["seed-001", "i01-002"]
@@ -235,117 +233,10 @@ def test_novelty_by_run_counts_what_each_run_adds():
         _ins("b3", "What does Lady Catherine demand from Elizabeth?", 2),  # repeats run 2 itself
         _ins("c1", "Why does Charlotte marry Mr Collins?", 3),
     ]
-    table = tx.novelty_by_run(data)
+    table = si.novelty_by_run(data)
     assert list(table["label"]) == ["seeds", "run 1", "run 2", "run 3"]
     assert list(table["generated"]) == [1, 3, 3, 1]
     assert list(table["new"]) == [1, 2, 1, 0]
     assert list(table["repeats_earlier"]) == [0, 1, 1, 1]
     assert list(table["repeats_same_run"]) == [0, 0, 1, 0]
     assert list(table["unique_so_far"]) == [1, 3, 4, 4]
-
-
-def test_similarities_and_diversity_stats():
-    texts = ["Describe the ball.", "Describe the ball.", "Why does Lydia elope with Wickham?"]
-    sims = tx.pairwise_similarities(texts)
-    assert len(sims) == 3 and sims[0] == 1.0 and max(sims[1:]) < 0.3
-    assert tx.closest_similarities(texts) == [1.0, 1.0, max(sims[1:])]
-    assert tx.closest_similarities(["Describe the ball."], others=texts[2:]) == [sims[1]]
-    many = [f"Question number {i} about chapter {i * 7}" for i in range(200)]
-    assert len(tx.pairwise_similarities(many, max_pairs=500)) == 500
-    stats = tx.diversity_stats(texts)
-    assert stats["distinct_leading_verbs"] == 2 and stats["top_verbs"][0] == ("describe", 2)
-    assert 0 < stats["mean_pairwise_rouge_l"] < 1 and stats["pairs_scored"] == 3
-
-
-# --- verbs and objects ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text, verb, obj", [
-    ("Describe Darcy's first proposal to Elizabeth.", "describe", "proposal"),
-    ("Briefly explain the entail on Longbourn.", "explain", "entail"),
-    ("Please summarise chapter 34.", "summarise", "chapter"),
-    ("Can you describe Lady Catherine de Bourgh's visit?", "describe", "visit"),
-    ("Compare and contrast Elizabeth and Jane.", "compare", "elizabeth"),
-    ("Assess Mr Bennet as a father.", "assess", "mr bennet"),
-    ("Trace how Jane and Bingley are separated.", "trace", "how"),
-    ("Using the Netherfield ball, explain how Mrs Bennet embarrasses her daughters.", "explain", "how"),
-    ("Why does Charlotte Lucas accept Mr Collins's proposal?", "why accept", "proposal"),
-    ("What role do the militia officers play in the story?", "what play", "role"),
-    ("How did Elizabeth's opinion of Darcy change?", "how change", "opinion"),
-    ("What is the significance of the letter?", "what is", "significance"),
-    ("How is Darcy portrayed in the first half?", "how portrayed", "darcy"),
-    ("Who inherits Longbourn?", "who inherit", "longbourn"),
-    ("In what way does Mr Bennet fail his daughters?", "how fail", "daughters"),
-    ("Which character changes the most?", "which change", "character"),
-    ("How does Elizabeth's pride change over the novel?", "how change", "pride"),
-    ("Analyze Mr. Bennet's character and why he is so different.", "analyze", "character"),
-    ("Analyze Mr. Bennet as a father.", "analyze", "mr bennet"),
-    ("Analyze Elizabeth Bennet's character based on her interactions with Darcy.", "analyze", "character"),
-])
-def test_verb_object_heuristics(text, verb, obj):
-    assert tx.verb_object(text) == (verb, obj)
-    assert tx.leading_verb(text) == verb
-
-
-def test_verb_object_of_empty_or_odd_text():
-    assert tx.verb_object("") == (None, None)
-    assert tx.verb_object("?!") == (None, None)
-    table = tx.verb_object_table(["Describe the ball.", "Why is it so?"])
-    assert list(table["verb"]) == ["describe", "why is"]
-
-
-# --- coverage ------------------------------------------------------------------------------------------------------
-
-
-def test_characters_named_resolves_aliases_and_titles():
-    named = tx.characters_named
-    assert named("Why does Lizzy laugh at Eliza's suitor?") == ["Elizabeth"]
-    assert named("What does Miss Darcy think of her brother?") == ["Georgiana"]
-    assert named("Describe Mrs. Wickham's return to Longbourn.") == ["Lydia"]
-    assert named("How does Jane Austen use irony?") == []
-    assert named("Why does Lady Catherine\nvisit?") == ["Lady Catherine"]
-    assert named("Catherine and Lydia walk to Meryton.") == ["Lydia", "Kitty"]
-    assert named("Mr Bennet teases Mrs Bennet.") == ["Mr Bennet", "Mrs Bennet"]
-    assert named("Describe Miss Bingley's letter to Jane.") == ["Jane", "Caroline Bingley"]
-    assert named("Ada writes to Lovelace.", {"Ada": ["Ada", "Lovelace"], "Babbage": ["Babbage"]}) == ["Ada"]
-
-
-def _passages() -> list[Passage]:
-    texts = {
-        1: ["A ball is held at the assembly rooms and Lizzy dances with an officer.",
-            "Mrs. Bennet talks of nothing but the ball and the rich new neighbour."],
-        2: ["A long letter arrives from the clergyman, who writes of his patroness."],
-        4: ["Jane walks in the garden while Elizabeth reads the letter again by the fire."],
-    }
-    out, pos = [], 0
-    for chapter, paragraphs in texts.items():
-        for n, text in enumerate(paragraphs, 1):
-            out.append(Passage(f"ch{chapter:02d}-p{n:03d}", "tiny.txt", text, pos, pos + len(text), chapter))
-            pos += len(text) + 1
-    return out
-
-
-def test_coverage_table_and_chapter_counts_show_untouched_chapters():
-    index = BM25Index(_passages())
-    data = [_ins("a", "Describe the ball at the assembly rooms.", 1),
-            _ins("b", "What does the clergyman write about his patroness?", 1),
-            _ins("c", "Why does Lizzy dance with the officer at the ball?", 2),
-            _ins("d", "Zebra quantum xylophone?", 2)]
-    table = tx.coverage_table(data, index)
-    assert list(table["chapter"][:3]) == [1, 2, 1]
-    assert table["passage_id"][1] == "ch02-p001" and table["chapter"].isna().tolist() == [False, False, False, True]
-    assert table["characters"][2] == ["Elizabeth"]
-    counts = tx.chapter_counts(table["chapter"], n_chapters=5)
-    assert list(counts.index) == [1, 2, 3, 4, 5] and list(counts) == [2, 1, 0, 0, 0]
-    assert tx.uncovered_chapters(counts) == [3, 4, 5]
-    names = tx.character_counts(data)
-    assert names["Elizabeth"] == 1 and names["Darcy"] == 0 and len(names) == len(tx.CHARACTERS)
-
-
-def test_character_mentions_per_chapter():
-    table = tx.character_mentions(_passages())
-    assert list(table.index) == [1, 2, 4]
-    assert table.loc[1, "Elizabeth"] == 1 and table.loc[1, "Mrs Bennet"] == 1
-    assert table.loc[4, "Jane"] == 1 and table.loc[4, "Elizabeth"] == 1
-    assert table.loc[2].sum() == 0
-    assert list(table.columns) == list(tx.CHARACTERS)

@@ -1,0 +1,62 @@
+"""How the kit splits text into words: one tokenizer, and one stop-word list (longer for search), for every module
+that counts words.
+
+words(text) lower-cases (casefold), reads curly apostrophes as straight ones and "_" (Gutenberg's italics) as a space,
+and returns the runs of letters and digits; an apostrophe inside a word stays in it: "Darcy’s" -> "darcy's".
+
+Three options keep differences that callers rely on:
+  fold_accents      "café" -> "cafe": a question typed without accents still finds the passage (search).
+  drop_apostrophes  the possessive 's goes and other apostrophes close up: "Darcy's" -> "darcy", "don't" -> "dont",
+                    so a name matches with or without its 's (search; SEARCH_STOP_WORDS knows "dont").
+  ascii_only        a word is a run of a-z and 0-9, so any other letter splits it: "tête" -> "t", "te". Grounding's
+                    support scores and thresholds were measured this way; the option keeps them where they are.
+and stop_words leaves words out. search_words(text) is words() as BM25 reads a text.
+
+ROUGE-L is the exception: dedup.rouge_tokens splits text exactly as rouge-score does (a-z0-9 runs, no apostrophes),
+so the near-duplicate decisions stay those of the Alpaca / Self-Instruct reference.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# The most frequent English function words: in almost any English sentence, rare in other languages.
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both but by
+can could did do does doing down during each few for from further had has have having he her here hers herself him
+himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other
+our ours ourselves out over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which while who whom why will
+with would you your yours yourself yourselves
+""".split())
+
+# Search leaves out a few more words that say little about which passage is meant, and the contractions as
+# drop_apostrophes writes them ("don't" -> "dont").
+SEARCH_STOP_WORDS = STOP_WORDS | frozenset("""
+also either else ever every however let may might much must neither one otherwise ought per quite rather shall
+therefore though thus upon us whatever whether whose within without yet
+dont didnt doesnt isnt wasnt arent werent hasnt havent hadnt cant couldnt wouldnt shouldnt wont mustnt shant
+im ive youre youve youd youll hes shes theyre theyve theyd theyll weve wed well thats whats theres heres lets
+""".split())
+
+_COMBINING = re.compile(r"[\u0300-\u036f]")  # the accents NFKD splits off letters
+_WORD = re.compile(r"\w+(?:'+\w+)*")  # runs of letters and digits, joined by apostrophes: "o'clock", "sha'n't"
+_ASCII_WORD = re.compile(r"[a-z0-9]+(?:'+[a-z0-9]+)*")
+
+
+def words(text: str, *, fold_accents: bool = False, drop_apostrophes: bool = False, ascii_only: bool = False,
+          stop_words: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The lower-cased words of text, in order (the options are described at the top of this module)."""
+    text = text.casefold().replace("\u2019", "'").replace("\u2018", "'").replace("_", " ")
+    if fold_accents and not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    found = (_ASCII_WORD if ascii_only else _WORD).findall(text)
+    if drop_apostrophes and "'" in text:
+        found = [(w[:-2] if w.endswith("'s") else w).replace("'", "") for w in found]
+    return [w for w in found if w not in stop_words] if stop_words else found
+
+
+def search_words(text: str) -> list[str]:
+    """Words as BM25 reads them: no accents, no possessive 's, no stop words: "Mr. Darcy's café" -> mr, darcy, cafe."""
+    return words(text, fold_accents=True, drop_apostrophes=True, stop_words=SEARCH_STOP_WORDS)
