@@ -7,6 +7,7 @@ import ast
 import base64
 import html
 import io
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from .diversity import diversity_stats
 from .records import iter_jsonl
 from .settings import NOTEBOOKS_DIR
 
+# Python 3.11's parser is not safe to run from several threads at once (grading reads notebooks in a pool):
+# "SystemError: AST constructor recursion depth mismatch". One parse at a time.
+_AST_LOCK = threading.Lock()
 STAGE_FILES = ("passages", "instructions", "qa_pairs", "decisions", "dataset")
 KIT_NOTEBOOKS = NOTEBOOKS_DIR
 
@@ -135,7 +139,8 @@ def _assignments(path: Path) -> dict[str, list[str]]:
             continue
         source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
         try:
-            tree = ast.parse(source)
+            with _AST_LOCK:
+                tree = ast.parse(source)
         except SyntaxError:
             continue
         for node in tree.body:
