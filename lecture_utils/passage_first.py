@@ -15,7 +15,6 @@ questions that point elsewhere. Coverage of the book is a property of the sampli
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import re
 from dataclasses import dataclass
