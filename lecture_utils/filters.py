@@ -159,11 +159,21 @@ def _letter_start(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None
     return None
 
 
+def new_words(answer: str, instruction: str) -> list[str]:
+    """Content words of the answer that the instruction does not have (compared on their first five letters)."""
+    asked = {w[:5] for w in words(instruction)}
+    return [w for w in words(answer) if w not in STOP_WORDS and w[:5] not in asked]
+
+
 def _repeats(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None:
+    """An answer that says the instruction back and adds nothing. "Who returned on Monday?" -> "Mr. Collins returned
+    on Monday." repeats nearly every word, but the name is the answer: a full-sentence answer is kept."""
     if c.max_instruction_overlap is None:
         return None
     score = rouge_l(inst, pair.answer)
-    return f"answer repeats the instruction (ROUGE-L {score:.2f})" if score > c.max_instruction_overlap else None
+    if score <= c.max_instruction_overlap or new_words(pair.answer, inst):
+        return None
+    return f"answer repeats the instruction and adds nothing (ROUGE-L {score:.2f})"
 
 
 def _refusal(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None:

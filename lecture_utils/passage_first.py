@@ -332,6 +332,10 @@ def check_item(question: str, span: str, passage: Passage, title: str = "", answ
         return "asks who someone is (a passage rarely says)"
     if _DEICTIC.search(question) or re.search(r"\b(the|this) sentence\b", question, re.I):
         return 'question points at "the passage" (a reader cannot see it)'
+    if _BROKEN.match(question) or ";" in question:
+        return "question is not one plain sentence (a name cut in two, or two clauses run together)"
+    if _unnamed_pronoun(question):
+        return "question says he or she before naming anyone (whom does it mean?)"
     if find_span(span, passage.text) is None:
         return "quote is not in the passage"
     if overlap_share(question, span) >= 0.9 or (answer and normalize(answer) in normalize(question)):
@@ -345,6 +349,22 @@ def check_item(question: str, span: str, passage: Passage, title: str = "", answ
     if missing:
         return f"names {', '.join(missing)}, who the passage does not mention"
     return None
+
+
+# "Who de Bourgh's attention...", "Who and her sister...", "Who though flattered, received her...": a who-question
+# cut from a sentence whose subject was longer than the name the kit took, or whose verb comes after an aside.
+_BROKEN = re.compile(r"^who\s+(de|and|or|but|nor|after|before|though|although|on|in|at|with|while|when|if|as|of)\b",
+                     re.I)
+
+
+def _unnamed_pronoun(question: str) -> bool:
+    """He, she or they stands for someone the question has not named: "How long had she been in Kent?". (In a
+    who-question a later "his" or "she" is most often the person asked about, so those are left alone.)"""
+    if re.match(r"who\b", question, re.I):
+        return False
+    first_name = min((question.find(n) for n in names_in(question)), default=len(question))
+    pronoun = _PRONOUN.search(question)
+    return bool(pronoun) and pronoun.start() < first_name
 
 
 def _adds_situation(question: str, span: str) -> bool:

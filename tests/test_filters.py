@@ -73,6 +73,16 @@ def test_answer_that_repeats_the_instruction():
         "repeats instruction"]
 
 
+def test_a_full_sentence_answer_is_not_an_echo():
+    # the answer restates the question around its answer (the person): that is an answer, not an echo
+    who = pair(instruction="Who returned into Hertfordshire soon after the Gardiners had left it?",
+               answer="Mr. Collins returned into Hertfordshire soon after the Gardiners had left it.")
+    assert only_removed_by(who) == []
+    echo = pair(instruction="Who returned into Hertfordshire soon after the Gardiners had left it?",
+                answer="They returned into Hertfordshire soon after the Gardiners had left it.")
+    assert only_removed_by(echo) == ["repeats instruction"]
+
+
 def test_refusals_are_dropped():
     p = pair(answer="I'm sorry, but as an AI I cannot help with questions about this book at all.")
     assert only_removed_by(p) == ["refusal"]

@@ -111,9 +111,13 @@ def test_a_passage_that_stops_mid_sentence_does_not_give_its_last_piece():
     ("Who sails the mail boat with Captain Morrow?", "names Morrow"),
     ("Captain Harrow sails the mail boat from Fenwick to the mainland every Tuesday and Friday?", "gives its own answer away"),
     ("Does Captain Harrow sail the mail boat from Fenwick?", "gives its own answer away"),  # holds the answer words
-    ("What does he sail every week to the mainland?", "names no one"),
+    ("What is sailed every week to the mainland?", "names no one"),
     ("What does the passage say about the mail boat from Fenwick?", "the passage"),
     ("Who sails the mail boat from Fenwick to the mainland?", None),  # a "who" built from the sentence needs no name
+    ("Who and Tobin sail the mail boat from Fenwick?", "not one plain sentence"),  # the subject was cut in two
+    ("Who sails the mail boat; and from Fenwick to the mainland?", "not one plain sentence"),
+    ("Where does she sail the mail boat from Fenwick every week?", "he or she before naming"),
+    ("Who sails his own mail boat from Fenwick to the mainland?", None),  # "his": the person asked about
 ])
 def test_a_question_must_stand_on_its_own_without_giving_its_answer_away(question, reason):
     got = passage_first.check_item(question, SAILS, harbour(), answer="Captain Harrow")
