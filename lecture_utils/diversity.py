@@ -173,6 +173,8 @@ def _question(tokens: list[str], wh: str, i: int) -> tuple[str, str | None]:
         j += 1
     if j < len(tokens) and tokens[j].lower() in _AUX:
         aux = tokens[j].lower()
+        if wh == "who" and not wh_np and aux in _BE_HAVE and j + 1 < len(tokens) and _participle(tokens[j + 1]):
+            return f"who {_base(tokens[j + 1])}", _object_after(tokens, j + 2)  # "Who had hoped ...": who is the subject
         k, verb = _main_verb(tokens, j + 1, aux)
         if verb is None:  # "What is the role of ...": the copula is the verb
             return f"{wh} {aux}", _object_after(tokens, j + 1) if not wh_np else _object_after(wh_np, 0)
@@ -192,6 +194,12 @@ def _question(tokens: list[str], wh: str, i: int) -> tuple[str, str | None]:
     return wh, None
 
 
+def _participle(tok: str) -> bool:
+    low = tok.lower()
+    return _is_word(tok) and low not in _NOT_PARTICIPLES and (
+        low.endswith(("ed", "en", "ing")) or low in ("shown", "seen", "made", "told", "known", "felt", "led"))
+
+
 def _main_verb(tokens: list[str], i: int, aux: str) -> tuple[int, str | None]:
     """After "does/did/can ..." the first known verb past the subject; after "is/has" a participle, if any."""
     for k in range(i, min(len(tokens), i + 9)):
@@ -202,9 +210,7 @@ def _main_verb(tokens: list[str], i: int, aux: str) -> tuple[int, str | None]:
         if k == i or tok[0].isupper() or _possessive(tok) or low in _DETERMINERS:
             continue  # still inside the subject
         if aux in _BE_HAVE:
-            after_determiner = tokens[k - 1].lower() in _DETERMINERS
-            if not after_determiner and low not in _NOT_PARTICIPLES and (
-                    low.endswith(("ed", "en", "ing")) or low in ("shown", "seen", "made", "told", "known", "felt", "led")):
+            if tokens[k - 1].lower() not in _DETERMINERS and _participle(tok):
                 return k, low
             continue
         if low in _VERBS:

@@ -188,7 +188,7 @@ def verb_object(pairs: Any, top_verbs: int = 12, top_objects: int = 4, min_share
     `pairs`: (verb, object) pairs, or a table with "verb" and "object" columns (diversity.verb_object_table)."""
     if isinstance(pairs, pd.DataFrame):
         pairs = zip(pairs["verb"], pairs["object"])
-    pairs = [(v, o) for v, o in pairs if v]
+    pairs = [(v, o if isinstance(o, str) else None) for v, o in pairs if isinstance(v, str) and v]  # a table's None is NaN
     fig, ax = plt.subplots(figsize=(8.5, 8.5), layout="constrained")
     ax.set_title("Leading verbs (inner ring) and their most common objects (outer ring)")
     if not pairs:

@@ -31,6 +31,7 @@ def test_diversity_stats():
     ("What is the significance of the letter?", "what is", "significance"),
     ("How is Darcy portrayed in the first half?", "how portrayed", "darcy"),
     ("Who inherits Longbourn?", "who inherit", "longbourn"),
+    ("Who had hoped that the visit would be short?", "who hoped", "visit"),  # "who" is the subject, "had" no verb
     ("In what way does Mr Bennet fail his daughters?", "how fail", "daughters"),
     ("Which character changes the most?", "which change", "character"),
     ("How does Elizabeth's pride change over the novel?", "how change", "pride"),

@@ -89,6 +89,8 @@ def test_verb_object_donut_labels_verbs_and_objects(tmp_path):
     table = pd.DataFrame({"verb": ["describe", "describe", "explain"], "object": ["ball", "letter", None]})
     assert "describe" in texts_of(plots.verb_object(table))
     assert "describe" in texts_of(plots.verb_object([("describe", "ball"), ("explain", None)]))  # plain pairs too
+    gaps = pd.DataFrame({"verb": ["describe", "describe", None], "object": [float("nan"), "ball", "x"]})
+    assert "nan" not in texts_of(plots.verb_object(gaps)), "a missing object is no label"
 
 
 def test_similarity_hist_marks_the_threshold(tmp_path):
