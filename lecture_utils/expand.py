@@ -34,10 +34,10 @@ class ExpandSummary:
 def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per_run: int = 20, *, first_run: int = 1,
                         temperatures: Sequence[float] = (0.7, 0.9, 1.0), concurrency: int = 4,
                         failures: str | Path | None = None, progress: bool = True, **run_options: Any) -> ExpandSummary:
-    """Stage 2 at scale: `runs` meta-prompt calls (taxonomy.generate_run, run r uses seed r and its own examples),
+    """Stage 2 at scale: `runs` meta-prompt calls (selfinstruct.generate_run, run r uses seed r and its own examples),
     several at a time, each run's instructions appended to `out` in one write. Runs already in `out` or in the
-    failures file are skipped, so it resumes; deduplicate afterwards with taxonomy.merge_and_dedup."""
-    from .taxonomy import generate_run
+    failures file are skipped, so it resumes; deduplicate afterwards with selfinstruct.merge_and_dedup."""
+    from .selfinstruct import generate_run
 
     out = Path(out)
     failures = failures_path(out, failures)

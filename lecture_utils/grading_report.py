@@ -1,5 +1,6 @@
 """What the grading report says about a student's work: the numbers read from a run directory, the prompts the
-student changed, and the one-file HTML summary. grading.py runs the notebooks; this module only reads and writes."""
+student changed, and the one-file HTML summary. nbrun.py runs the notebooks and grading.py makes the rows; this
+module only reads and writes."""
 
 from __future__ import annotations
 

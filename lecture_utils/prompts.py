@@ -48,7 +48,7 @@ Reply with JSON only: an object whose "instructions" key holds a list of {{"cate
 
 # Stage 2, passage-first (the default path; see passage_first.py) ---------------------------------------------------
 
-# The question types. passage_first.answers_of finds a sentence's answers and so their types: an amount, a place or a
+# The question types. targets.answers_of finds a sentence's answers and so their types: an amount, a place or a
 # second person is "factual", a "because" clause "why or how", the person the sentence opens with "character".
 TASK_TYPES = {
     "factual": "how much, how far, how long, where, or whom: an amount, a place or a second person the sentence names",

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fake_openai import reply_json
-from lecture_utils import export, passage_first, verify
+from lecture_utils import export, passage_first, targets, verify
 from lecture_utils.prompts import NOT_IN_TEXT, NOT_IN_TEXT_TYPE
 from lecture_utils.qa import answer_instruction, retrieve
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved, read_jsonl
@@ -78,17 +78,17 @@ def harbour() -> Passage:
 
 
 def test_answer_sentences_are_narration_that_names_someone_with_an_answer_in_it():
-    two = passage_first.answer_sentences(harbour(), 2)
-    assert two == [passage_first.Target("character", SAILS, "Captain Harrow", "who"),
-                   passage_first.Target("factual", KEEPS, "forty years", "how long")], "one of each type first"
-    every = passage_first.answer_sentences(harbour(), 10)
+    two = targets.answer_sentences(harbour(), 2)
+    assert two == [targets.Target("character", SAILS, "Captain Harrow", "who"),
+                   targets.Target("factual", KEEPS, "forty years", "how long")], "one of each type first"
+    every = targets.answer_sentences(harbour(), 10)
     assert {t.sentence for t in every} == {SAILS, KEEPS}, "no dialogue, no 6-word sentence, none opening with 'He'"
     assert {(t.kind, t.answer) for t in every} >= {("why or how", "because her father kept it for forty years"),
                                                    ("character", "Marla")}
 
 
 def test_the_kit_drafts_each_question_by_rule():
-    sails, keeps = passage_first.answer_sentences(harbour(), 2)
+    sails, keeps = targets.answer_sentences(harbour(), 2)
     assert sails.draft == "Who sails the mail boat from Fenwick to the mainland every Tuesday and Friday?"
     assert keeps.draft == "Marla keeps the lighthouse at Fenwick because her father kept it for [how long]?"
 
@@ -96,14 +96,14 @@ def test_the_kit_drafts_each_question_by_rule():
 def test_a_speech_that_runs_on_from_the_passage_before_is_not_narration():
     text = ("the boat will not sail before the storm has passed over Fenwick harbour,\u201d said Marla to Tobin. "
             "Captain Harrow waited at the quay with Tobin until the evening tide came in.")
-    assert passage_first.narration(text) == ["Captain Harrow waited at the quay with Tobin until the evening tide came in."]
-    assert passage_first.narration("Marla rowed out with Tobin at dawn; the sea was calm. I think Tobin was right.") \
+    assert targets.narration(text) == ["Captain Harrow waited at the quay with Tobin until the evening tide came in."]
+    assert targets.narration("Marla rowed out with Tobin at dawn; the sea was calm. I think Tobin was right.") \
         == ["Marla rowed out with Tobin at dawn; the sea was calm."], "'I' and 'you' belong to a speech or a letter"
 
 
 def test_a_passage_that_stops_mid_sentence_does_not_give_its_last_piece():
     cut = "Captain Harrow waited at the quay with Tobin until the tide came in. The next morning Marla saw Mr."
-    assert passage_first.narration(cut) == ["Captain Harrow waited at the quay with Tobin until the tide came in."]
+    assert targets.narration(cut) == ["Captain Harrow waited at the quay with Tobin until the tide came in."]
 
 
 @pytest.mark.parametrize("question, reason", [
