@@ -62,21 +62,23 @@ def highlight(passage_text: str, words: Iterable[str]) -> str:
 
 def checks_html(pair: QAPair) -> str:
     """The automatic checks' results for a pair, each marked passed or failed (see verify.py), with its evidence."""
-    from .verify import failed_checks
+    from .verify import doubts, failed_checks
 
     if not pair.checks:
         return ("" if pair.grounding is None
                 else f"Grounding {pair.grounding:.2f} (share of answer sentences the passages support)")
-    failed = set(failed_checks(pair))
+    failed, doubted = set(failed_checks(pair)), set(doubts(pair))
     shown = []
     for name, value in pair.checks.items():
         if name.endswith("_found"):
             continue
-        mark = "&#10007;" if name in failed else "&#10003;"
-        color = "#b00020" if name in failed else "#1b5e20"
+        mark = "&#10007;" if name in failed else "?" if name in doubted else "&#10003;"
+        color = "#b00020" if name in failed else "#b26a00" if name in doubted else "#1b5e20"
         text = ", ".join(value) if isinstance(value, list) else value
         shown.append(f"<span style='color:{color}'>{mark} {html.escape(name)}: {html.escape(str(text or 'ok'))}</span>")
     verdict = {True: "passed every check", False: "FAILED a check: read it carefully", None: "not checked"}[pair.passed]
+    if doubted and pair.passed:
+        verdict += "; the teacher doubts it (?): read it"
     evidence = f"<div>answering words ({html.escape(pair.passage_id)}): <i>{html.escape(pair.span)}</i></div>" if pair.span else ""
     return f"<div><b>Checks</b> ({verdict}): " + " · ".join(shown) + "</div>" + evidence
 

@@ -47,7 +47,7 @@ class FilterConfig:
 
     min_instruction_words: int | None = 4  # Alpaca drops instructions of 3 words or fewer
     max_instruction_words: int | None = 150
-    min_answer_words: int | None = 3
+    min_answer_words: int | None = 2  # "Miss Bingley" answers a who-question in full
     max_answer_words: int | None = 600
     unsuitable_keywords: tuple[str, ...] = UNSUITABLE_KEYWORDS
     require_letter_start: bool = True

@@ -8,6 +8,7 @@ import pytest
 
 from fake_openai import reply_json
 from lecture_utils import export, passage_first, targets, verify
+from lecture_utils.curation_panel import checks_html
 from lecture_utils.prompts import NOT_IN_TEXT, NOT_IN_TEXT_TYPE
 from lecture_utils.qa import answer_instruction, retrieve
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved, read_jsonl
@@ -257,6 +258,21 @@ def test_a_no_verdict_fails_the_pair(fake_openai, teacher):
     fake_openai.enqueue(reply_json({"verdict": "NO"}))
     checked = verify.verify_pair(teacher, make_pair("Marla climbs the ninety steps every evening."), [lighthouse()])
     assert checked.passed is False and verify.failed_checks(checked) == ["faithful"]
+
+
+def test_a_no_verdict_on_an_answer_that_says_its_expected_words_goes_to_a_person_not_out(fake_openai, teacher):
+    fake_openai.enqueue(reply_json({"verdict": "NO"}))
+    pair = make_pair("Marla climbs the ninety steps every evening.",
+                     checks={"span": True, "round_trip": 1.0, "answer": "ninety steps"})
+    checked = verify.verify_pair(teacher, pair, [lighthouse()])
+    assert checked.checks["expected"] is True and checked.checks["faithful"] == "NO", "the verdict is still stored"
+    assert checked.passed is True and verify.failed_checks(checked) == [] and verify.doubts(checked) == ["faithful"]
+    assert "the teacher doubts it" in checks_html(checked)
+    wrong = make_pair("Marla climbs the hundred steps every evening.",
+                      checks={"span": True, "round_trip": 1.0, "answer": "ninety steps"})
+    fake_openai.enqueue(reply_json({"verdict": "NO"}))
+    assert verify.failed_checks(verify.verify_pair(teacher, wrong, [lighthouse()])) == ["expected", "faithful"], \
+        "without its expected words the verdict gates again"
 
 
 def test_a_negative_passes_only_when_the_answer_says_the_text_does_not_hold_it(teacher):
