@@ -46,6 +46,8 @@ def show_table(data: Any, columns: list[str] | None = None, max_height: int | No
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     if columns is not None:
         df = df[columns]
+    if not df.index.is_unique:  # two tables stacked with pd.concat: the styler cannot draw repeated row labels
+        df = df.reset_index(drop=True)
     with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
         body = (df.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
                 .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
