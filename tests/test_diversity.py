@@ -32,6 +32,7 @@ def test_diversity_stats():
     ("How is Darcy portrayed in the first half?", "how portrayed", "darcy"),
     ("Who inherits Longbourn?", "who inherit", "longbourn"),
     ("Who had hoped that the visit would be short?", "who hoped", "visit"),  # "who" is the subject, "had" no verb
+    ("Who had been listened to with more pleasure?", "who listened", None),
     ("In what way does Mr Bennet fail his daughters?", "how fail", "daughters"),
     ("Which character changes the most?", "which change", "character"),
     ("How does Elizabeth's pride change over the novel?", "how change", "pride"),
