@@ -173,9 +173,9 @@ def _question(tokens: list[str], wh: str, i: int) -> tuple[str, str | None]:
         j += 1
     if j < len(tokens) and tokens[j].lower() in _AUX:
         aux = tokens[j].lower()
-        k = j + 2 if j + 2 < len(tokens) and tokens[j + 1].lower() in ("been", "being") else j + 1  # "had been listened"
-        if wh == "who" and not wh_np and aux in _BE_HAVE and k < len(tokens) and _participle(tokens[k]):
-            return f"who {_base(tokens[k])}", _object_after(tokens, k + 1)  # "Who had hoped ...": who is the subject
+        at = j + 2 if j + 2 < len(tokens) and tokens[j + 1].lower() in ("been", "being") else j + 1  # "had been listened"
+        if wh == "who" and not wh_np and aux in _BE_HAVE and at < len(tokens) and _participle(tokens[at]):
+            return f"who {_base(tokens[at])}", _object_after(tokens, at + 1)  # "Who had hoped ...": who is the subject
         k, verb = _main_verb(tokens, j + 1, aux)
         if verb is None:  # "What is the role of ...": the copula is the verb
             return f"{wh} {aux}", _object_after(tokens, j + 1) if not wh_np else _object_after(wh_np, 0)

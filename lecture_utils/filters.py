@@ -15,7 +15,7 @@ import pandas as pd
 from .dedup import rouge_l
 from .prompts import NOT_IN_TEXT
 from .records import Instruction, QAPair
-from .tokens import STOP_WORDS, words
+from .tokens import STOP_WORDS, missing_stems, words
 
 # Alpaca's list of words that mark a task a language model cannot carry out (matched as whole words, any case).
 UNSUITABLE_KEYWORDS = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
@@ -160,9 +160,8 @@ def _letter_start(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None
 
 
 def new_words(answer: str, instruction: str) -> list[str]:
-    """Content words of the answer that the instruction does not have (compared on their first five letters)."""
-    asked = {w[:5] for w in words(instruction)}
-    return [w for w in words(answer) if w not in STOP_WORDS and w[:5] not in asked]
+    """Content words of the answer that the instruction does not have (compared on their first letters)."""
+    return missing_stems([w for w in words(answer) if w not in STOP_WORDS], words(instruction))
 
 
 def _repeats(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None:

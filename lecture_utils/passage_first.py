@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .grounding import content_words
+from .tokens import missing_stems
 from .prompts import (NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, format_context,
                       prompt_sha)
 from .records import Instruction, Passage, append_jsonl, iter_jsonl
@@ -167,18 +168,16 @@ def _adds_situation(question: str, span: str) -> bool:
     m = re.search(r"\b(when|after|before|while|as soon as)\b(.+)$", question, re.I)
     if not m:
         return False
-    stems = {w[:5] for w in content_words(span)}
-    skip = {n.lower()[:5] for n in names_in(question)} | {"mr", "mrs", "miss", "lady", "sir"}
-    words = [w for w in content_words(m.group(2)) if len(w) > 2 and w[:5] not in skip]
-    return bool(words) and sum(w[:5] in stems for w in words) / len(words) < 0.5
+    skip = [n.lower() for n in names_in(question)] + ["mr", "mrs", "miss", "lady", "sir"]
+    words = missing_stems([w for w in content_words(m.group(2)) if len(w) > 2], skip)
+    return bool(words) and len(missing_stems(words, content_words(span))) / len(words) > 0.5
 
 
 def _new_words(question: str, span: str) -> float:
     """Share of the question's content words that the sentence does not have (matched on their first five letters,
     so "returned" finds "return")."""
-    stems = {w[:5] for w in content_words(span)}
     words = [w for w in content_words(question) if len(w) > 2 and w not in _WH_WORDS]
-    return sum(w[:5] not in stems for w in words) / len(words) if words else 0.0
+    return len(missing_stems(words, content_words(span))) / len(words) if words else 0.0
 
 
 _WH_WORDS = {"who", "whom", "whose", "what", "where", "when", "why", "how", "long", "much", "far", "many", "did", "does"}

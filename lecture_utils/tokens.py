@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Iterable
 
 # The most frequent English function words: in almost any English sentence, rare in other languages.
 STOP_WORDS = frozenset("""
@@ -60,3 +61,12 @@ def words(text: str, *, fold_accents: bool = False, drop_apostrophes: bool = Fal
 def search_words(text: str) -> list[str]:
     """Words as BM25 reads them: no accents, no possessive 's, no stop words: "Mr. Darcy's café" -> mr, darcy, cafe."""
     return words(text, fold_accents=True, drop_apostrophes=True, stop_words=SEARCH_STOP_WORDS)
+
+
+STEM = 5  # words compare on their first five letters, so "returned" meets "return" and "waited" meets "waiting"
+
+
+def missing_stems(words_: Iterable[str], reference: Iterable[str]) -> list[str]:
+    """The words whose first STEM letters start no word of reference: what a text says that its reference does not."""
+    have = {w[:STEM] for w in reference}
+    return [w for w in words_ if w[:STEM] not in have]
