@@ -180,6 +180,7 @@ def _new_words(question: str, span: str) -> float:
     return len(missing_stems(words, content_words(span))) / len(words) if words else 0.0
 
 
+_NEGATION = re.compile(r"\b(not|no|never|nor|nothing|none|nobody|neither|cannot)\b|n['\u2019]t\b", re.I)
 _WH_WORDS = {"who", "whom", "whose", "what", "where", "when", "why", "how", "long", "much", "far", "many", "did", "does"}
 
 
@@ -215,6 +216,8 @@ def questions_from_passage(teacher: Any, passage: Passage, n: int = 2, *,
         reason = check_item(question, span, passage, title, target.answer)
         if not reason and _new_words(question, span) > 0.3:
             reason = "strays from the sentence (words it does not have)"
+        if not reason and target.kind == "character" and _NEGATION.search(target.draft) and not _NEGATION.search(question):
+            reason = "drops the sentence's negation (\"returning no more\" became \"return\")"
         if reason and target.kind == "character" and not check_item(target.draft, span, passage, title, target.answer):
             question, reason = target.draft, None  # a who-question built by rule is right, if plain
         if reason:

@@ -143,6 +143,18 @@ def test_each_answer_becomes_one_checked_question(fake_openai, teacher):
     assert "Draft: Who sails the mail boat" in sent and "Answer: Captain Harrow" in sent
 
 
+def test_a_rewrite_that_loses_the_sentences_negation_gives_way_to_the_draft(fake_openai, teacher):
+    never = "Captain Harrow never sailed the mail boat from Fenwick again after the winter storm."
+    passage = Passage("ch03-p001", "village.txt", never, 0, len(never), 3)
+    fake_openai.enqueue(
+        reply_json({"question": "Who sailed the mail boat from Fenwick again after the winter storm?"}),  # the opposite
+        reply_json({"quote": "Captain Harrow"}),
+    )
+    kept, dropped = passage_first.questions_from_passage(teacher, passage, n=1)
+    assert [k.instruction for k in kept] == ["Who never sailed the mail boat from Fenwick again after the winter storm?"]
+    assert dropped == []
+
+
 def test_a_rewrite_that_fails_its_checks_gives_way_to_the_kits_draft(fake_openai, teacher):
     fake_openai.enqueue(reply_json({"question": "Who is Captain Harrow?"}), reply_json({"quote": "Captain Harrow"}))
     kept, _ = passage_first.questions_from_passage(teacher, harbour(), n=1)
