@@ -12,6 +12,7 @@ same reason ("refusal", "parse error", "empty answer"), in notebook 3 and in Sta
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from difflib import SequenceMatcher
@@ -317,12 +318,16 @@ def answer_without_context(teacher: Any, instruction: Instruction | str, prompt:
 
 
 def spread(instructions: Sequence[Instruction], n: int) -> list[Instruction]:
-    """n instructions for a first look: mostly passage-first questions spread over the list, plus one negative
-    ("not in the text") and one human seed when there are any, in the list's order."""
+    """n instructions for a first look: passage-first questions picked by a hash of their id, plus one negative
+    ("not in the text") and one human seed when there are any, in the list's order.
+
+    The hash makes the pick a fair sample that stays put: adding or removing other instructions (a longer Stage 2
+    run) does not change which of the old ones are picked, so decisions made on them stay valid."""
     negative = [i for i in instructions if i.category == NOT_IN_TEXT_TYPE][:1]
     seed = [i for i in instructions if i.origin == "seed"][:1]
     rest = [i for i in instructions if i not in negative and i not in seed and i.category != NOT_IN_TEXT_TYPE]
+    rest = [i for i in rest if i.origin == "passage"] or rest
     want = max(0, n - len(negative) - len(seed))
-    picked = rest[::max(1, len(rest) // want)][:want] if want and rest else []
+    picked = sorted(rest, key=lambda i: hashlib.sha1(i.id.encode("utf-8")).hexdigest())[:want]
     chosen = {id(i) for i in picked + negative + seed}
     return [i for i in instructions if id(i) in chosen][:n]

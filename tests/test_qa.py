@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from lecture_utils import qa
+
 from fake_openai import reply, reply_json
 from lecture_utils.prompts import NOT_IN_TEXT, PROMPT_VERSION
 from lecture_utils.qa import (
@@ -178,3 +180,26 @@ def test_answer_item_on_an_engine_gives_the_same_pair_as_answer_instruction(fake
     async_body, sync_body = fake_openai.chat_requests[0].body, fake_openai.chat_requests[-1].body
     assert cache_key(async_body) == cache_key(sync_body)
     teacher.close()
+
+
+def test_the_first_look_keeps_its_picks_when_stage_2_writes_more_questions():
+    """Decisions made in Stage 4 on Stage 3's pairs stay valid after a longer Stage 2 run: the old picks stay picked
+    unless a new question happens to hash below them, and the pick still holds one seed and one negative."""
+    def question(n: int) -> Instruction:
+        return Instruction(id=f"ch{n % 60 + 1:02d}-p{n:03d}-q1", instruction=f"Who did thing {n}?", category="character",
+                           origin="passage")
+    seed = Instruction(id="seed-001", instruction="Summarise the opening.", category="plot", origin="seed")
+    negative = Instruction(id="ch02-p001-q1-neg", instruction="Who rode to Bath?", category=qa.NOT_IN_TEXT_TYPE,
+                           origin="passage")
+    before = [seed, negative] + [question(n) for n in range(120)]
+    after = before + [question(n) for n in range(120, 132)]
+    first, second = qa.spread(before, 6), qa.spread(after, 6)
+    assert seed in first and negative in first and len(first) == 6
+    new_ids = {i.id for i in after[len(before):]}
+    kept = [i for i in first if i in second]
+    displaced = [i for i in second if i not in first]
+    assert len(kept) + len(displaced) == 6 and all(i.id in new_ids for i in displaced)
+    assert len(kept) >= 4  # 12 new questions among 132 rarely take more than one of four places
+    # picks are spread over the book, not the first few chapters of the list
+    chapters = {int(i.id[2:4]) for i in first if i.origin == "passage" and i.category != qa.NOT_IN_TEXT_TYPE}
+    assert max(chapters) - min(chapters) > 15
