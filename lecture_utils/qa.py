@@ -318,13 +318,14 @@ def answer_without_context(teacher: Any, instruction: Instruction | str, prompt:
 
 
 def spread(instructions: Sequence[Instruction], n: int) -> list[Instruction]:
-    """n instructions for a first look: passage-first questions picked by a hash of their id, plus one negative
-    ("not in the text") and one human seed when there are any, in the list's order.
+    """n instructions for a first look, in the list's order: passage-first questions picked by a hash of their id,
+    one negative ("not in the text") and two human seeds when there are any (broad questions from memory, to set
+    beside the narrow ones written from a passage).
 
     The hash makes the pick a fair sample that stays put: adding or removing other instructions (a longer Stage 2
     run) does not change which of the old ones are picked, so decisions made on them stay valid."""
     negative = [i for i in instructions if i.category == NOT_IN_TEXT_TYPE][:1]
-    seed = [i for i in instructions if i.origin == "seed"][:1]
+    seed = [i for i in instructions if i.origin == "seed"][:2]
     rest = [i for i in instructions if i not in negative and i not in seed and i.category != NOT_IN_TEXT_TYPE]
     rest = [i for i in rest if i.origin == "passage"] or rest
     want = max(0, n - len(negative) - len(seed))
