@@ -308,6 +308,8 @@ def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequen
     if left_out:
         notes = (notes + "\n\n" if notes else "") + (f"{left_out} pairs whose answer is \"the passages do not say\" were "
                                                       "left out (export with refusals=True to include them).")
+        if counts:  # the curation table then adds up to what the files hold
+            counts = {**counts, "left out: \"the passages do not say\" answers": -left_out, "exported": len(pairs)}
     if "openai" in formats and len(pairs) < OPENAI_MIN_EXAMPLES:
         result.warnings.append(f"OpenAI fine-tuning needs at least {OPENAI_MIN_EXAMPLES} examples; this file has "
                                f"{len(pairs)}")

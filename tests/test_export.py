@@ -154,3 +154,17 @@ def test_dataset_card_says_what_where_who_when_and_licence(tmp_path):
                      "qwen2.5-coder-1.5b-instruct", "2026-11-29.1", "2026-11-29", "CC-BY-4.0", "public domain",
                      "| dedup | 3 | 7 |", "| discarded | 5 |", "| plot |", "Provenance", "Limitations"):
         assert expected in card, expected
+
+
+def test_the_cards_curation_table_adds_up_to_the_exported_pairs_when_refusals_are_left_out(tmp_path):
+    pairs = [pair(i) for i in range(5)]
+    refusals = [pair(i, answer="The passages do not contain the answer.", cited=()) for i in range(5, 8)]
+    for p in refusals:
+        p.not_in_text = True
+    result = export_dataset(pairs + refusals, tmp_path, counts={"reviewed by a person (Stage 4)": 2,
+                                                                "factory pairs that passed every check": 6})
+    card = result.card.read_text(encoding="utf-8")
+    assert result.count == 5
+    assert '| left out: "the passages do not say" answers | -3 |' in card
+    assert "| exported | 5 |" in card
+    assert "**5 instruction-answer pairs**" in card
