@@ -265,9 +265,10 @@ class Engine:
                        accept: Callable[[Reply], Any] | None = None, resend: bool = True, **params: Any) -> Reply:
         """One reply to `messages` (with `schema`: asked for JSON in this server's way). With `accept`, the reply
         is passed to it and its result kept in `.data`. An AnswerError from it is raised, except a retryable one
-        with resend=True: then the same request is sent again, and only the accepted reply is recorded in the
-        cache. With resend=False every reply is recorded (the caller asks again its own way, e.g. with another
-        seed, and a replay must find this reply under its key)."""
+        with resend=True: then the same request is sent again, and the accepted reply is recorded in the cache
+        (or, when none is accepted, the last one, so that a replay fails the same way). With resend=False every
+        reply is recorded (the caller asks again its own way, e.g. with another seed, and a replay must find this
+        reply under its key)."""
         ask_live = None
         if self.config.mode == "classroom":  # the same call, on the live teacher, for what the cache does not hold
             spec = dict(schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed, accept=accept,
@@ -312,7 +313,9 @@ class Engine:
         try:
             reply = await self._call(request, accept, resend, probing)
         except AnswerError as e:
-            if key is not None and not resend and getattr(e, "reply", None) is not None:
+            # the reply that failed is recorded too (the last one, after any resends), so a replay fails it for
+            # the same reason instead of "replay miss"
+            if key is not None and getattr(e, "reply", None) is not None:
                 self.cache.put(key, request, e.reply.text, e.reply.finish_reason, e.reply.usage)
             raise
         if key is not None:  # record mode

@@ -79,3 +79,20 @@ def test_a_malformed_reply_fails_alike_and_a_good_one_after_it_gives_the_same_re
     assert notebook == factory
     assert (notebook["answer"], notebook["passage_id"], notebook["span"]) == ("Rye loaves.", "ch1-p002",
                                                                              INSTRUCTION.span)
+
+
+@pytest.mark.parametrize("bad", [reply('{"answer": "Tobin sells rye loaves at the harb', finish_reason="length"),
+                                 reply("Tobin sells bread, I think.")], ids=["cut off", "not json"])
+def test_a_reply_that_failed_while_recording_fails_for_the_same_reason_on_replay(fake_openai, index, tmp_path, bad):
+    """The shipped demo is replayed in class: a pair that failed while it was recorded must fail there with the
+    reason it had (a cut-off or malformed reply), not as 'replay miss', which tells the student to re-record."""
+    fake_openai.default = bad
+    cache = tmp_path / "cache.jsonl"
+    recorded = TeacherConfig(**{**config(fake_openai).__dict__, "cache": "record", "cache_path": cache})
+    run_factory([INSTRUCTION], index, tmp_path / "rec.jsonl", teacher=recorded, progress=False)
+    fake_openai.default = reply_json({"answer": "Rye loaves.", "cited": ["ch1-p002"]})  # a replay must not ask it
+    replayed = TeacherConfig(**{**recorded.__dict__, "cache": "replay"})
+    run_factory([INSTRUCTION], index, tmp_path / "rep.jsonl", teacher=replayed, progress=False)
+    reasons = [json.loads((tmp_path / f"{name}.failures.jsonl").read_text().splitlines()[0])["reason"]
+               for name in ("rec", "rep")]
+    assert reasons[0] != "replay miss" and reasons[1] == reasons[0]
