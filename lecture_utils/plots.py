@@ -466,9 +466,10 @@ def decision_summary(decisions: Any, top_reasons: int = 8) -> Figure:
         if s in cross:
             right.barh(y, cross[s].to_numpy(), left=offset, color=STATUS_COLORS.get(s, "0.6"), label=s)
             offset += cross[s].to_numpy()
-    right.set_yticks(y, [_wrap(r, 34) for r in cross.index])
+    # two lines at most: a long reason would run into its neighbours (the whole text is in the decisions table)
+    right.set_yticks(y, [textwrap.fill(r, 40, max_lines=2, placeholder=" ...") for r in cross.index])
     right.invert_yaxis()
-    right.legend(loc="lower right", frameon=False)
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return fig
 
 

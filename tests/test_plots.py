@@ -154,6 +154,16 @@ def test_decision_summary_counts_the_last_decision_per_pair(tmp_path):
     assert reasons[0] == "not in the text" and "too long" not in reasons
 
 
+def test_a_long_review_reason_takes_two_lines_so_labels_do_not_run_into_each_other(tmp_path):
+    long = ("right (Darcy), but the copied sentence opens 'on the contrary', which leans on the sentence before it "
+            "(Bingley's delight in the assembly)")
+    fig = plots.decision_summary([Decision("p1", "fix", long), Decision("p2", "accept", "right")])
+    check(fig, tmp_path / "decisions.png")
+    labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert all(label.count("\n") <= 1 for label in labels)
+    assert any(label.startswith("right (Darcy)") and label.endswith("...") for label in labels)
+
+
 @pytest.mark.parametrize("call", [
     lambda: plots.passage_lengths([]),
     lambda: plots.category_counts([]),
