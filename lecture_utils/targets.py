@@ -100,6 +100,9 @@ _SUBJECT = re.compile(r"^((?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A
                       r"(?: and (?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)(?=[ ,])")
 
 
+# an inverted passive ("with ready delight was he received ... between Elizabeth and Lydia"): the person named after
+# it is no object to ask "whom" about, and the teacher turns the sentence round ("Who did Mr. Wickham receive ...?")
+_PASSIVE = re.compile(r"\b(?:was|were)\s+(?:he|she|they|it|I|we)\s+\w+(?:ed|en)\b")
 _TITLES = {"Mr", "Mrs", "Miss", "Lady", "Sir", "Colonel", "Captain", "Dr", "Mr.", "Mrs.", "Dr."}
 
 
@@ -172,7 +175,8 @@ def answers_of(sentence: str, known: set[str], types: Sequence[str]) -> list[tup
         if "character" in types:
             out.append(("character", m.group(1), "who"))
         clause = re.split(r";|:|--", rest[m.end():], maxsplit=1)[0]
-        other = next((o for o in _PERSON.finditer(clause) if o.group(0) not in _TITLES and
+        passive = _PASSIVE.search(clause)
+        other = None if passive else next((o for o in _PERSON.finditer(clause) if o.group(0) not in _TITLES and
                       (_TITLED.match(o.group(0)) or (o.group(0).split()[0] in known and not
                                                      re.search(r"\b(at|to|from|in|into|near|of|on)\s+$", clause[:o.start()])))
                       and o.group(0).split()[-1] not in m.group(1)), None)

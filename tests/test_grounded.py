@@ -94,6 +94,17 @@ def test_the_kit_drafts_each_question_by_rule():
     assert keeps.draft == "Marla keeps the lighthouse at Fenwick because her father kept it for [how long]?"
 
 
+def test_no_whom_question_about_a_person_after_an_inverted_passive():
+    """'With great joy was he welcomed at the inn between Marla and Tobin': he is the one welcomed, so asking whom
+    Captain Harrow welcomed turns the sentence round (the teacher wrote just such a question about the novel)."""
+    sentence = ("Captain Harrow did not stay on the boat, and with great joy was he welcomed at the inn between "
+                "Marla and Tobin.")
+    known = {"Marla", "Tobin", "Captain"}
+    assert [kind for kind, _, _ in targets.answers_of(sentence, known, ["character", "factual"])] == ["character"]
+    plain = "Captain Harrow did not stay on the boat, and with great joy he welcomed Marla and Tobin at the inn."
+    assert ("factual", "Marla", "whom") in targets.answers_of(plain, known, ["character", "factual"])
+
+
 def test_a_speech_that_runs_on_from_the_passage_before_is_not_narration():
     text = ("the boat will not sail before the storm has passed over Fenwick harbour,\u201d said Marla to Tobin. "
             "Captain Harrow waited at the quay with Tobin until the evening tide came in.")
