@@ -166,6 +166,24 @@ def test_a_rewrite_that_loses_the_sentences_negation_gives_way_to_the_draft(fake
     assert dropped == []
 
 
+def test_a_rewrite_that_gives_a_his_or_her_the_wrong_owner_gives_way_to_the_draft(fake_openai, teacher):
+    """'Captain Harrow looked at her nephew' rewritten as 'Who looked at Marla's nephew?': the sentence never says
+    whose nephew, the teacher guessed; the kit's own draft keeps 'her' (and drops Gutenberg's _italics_ marks)."""
+    text = ("Marla rowed out at dawn. Captain Harrow looked at her nephew, wondering how _he_ would take the news of "
+            "the storm.")
+    passage = Passage("ch04-p001", "village.txt", text, 0, len(text), 4)
+    fake_openai.enqueue(
+        reply_json({"question": "Who looked at Marla's nephew, wondering how he would take the news of the storm?"}),
+        reply_json({"quote": "Captain Harrow"}),
+    )
+    kept, dropped = passage_first.questions_from_passage(teacher, passage, n=1)
+    assert [k.instruction for k in kept] == ["Who looked at her nephew, wondering how he would take the news of the "
+                                             "storm?"]
+    assert "Marla's nephew" in passage_first.check_item("Who looked at Marla's nephew and his boat?",
+                                                        text.split(". ")[1], passage)
+    assert passage_first._new_owner("Who looked at Tobin\u2019s nephew?", "Old Tobin's nephew looked at him.") == ""
+
+
 def test_a_rewrite_that_fails_its_checks_gives_way_to_the_kits_draft(fake_openai, teacher):
     fake_openai.enqueue(reply_json({"question": "Who is Captain Harrow?"}), reply_json({"quote": "Captain Harrow"}))
     kept, _ = passage_first.questions_from_passage(teacher, harbour(), n=1)
