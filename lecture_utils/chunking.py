@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END_RE = re.compile(r"[.!?][\"'\u201d\u2019)_]*(?=\s+\S)")
+# a title's full stop ("Mr. Collins") ends no sentence: a passage cut there began "Collins allowed him to speak,
+# replied ...", and a question written from that fragment made Collins the one who replied
+_SENTENCE_END_RE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bMessrs)"
+                              r"[.!?][\"'\u201d\u2019)_]*(?=\s+\S)")
 
 
 def _split_long(text: str, start: int, end: int, target: int) -> list[tuple[int, int]]:

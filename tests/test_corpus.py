@@ -395,6 +395,18 @@ def test_a_long_paragraph_is_cut_at_sentence_ends(tmp_path):
     assert " ".join(p.text for p in passages) == book.text[book.chapters[0].body_start:]
 
 
+
+def test_a_long_paragraph_is_never_cut_after_a_title(tmp_path):
+    """"Mr." ends no sentence: a passage that began "Collins allowed him to speak, replied ..." lost its subject."""
+    sentence = ("Captain Harrow waited at the quay with the nets until the evening tide came in, and when at last "
+                "Mr. Collins came down he replied. ")
+    raw = make_book(["Chapter 1"]).replace(chapter_body(1), sentence * 40)
+    book = load_quiet(write(tmp_path, raw))
+    passages = book_passages(book, target_chars=500)  # the size at which a cut after "Mr." came first
+    assert len(passages) > 5
+    assert all(p.text.startswith("Captain Harrow") and p.text.endswith("he replied.") for p in passages)
+
+
 # ---------------------------------------------------------------- documents
 
 
