@@ -383,7 +383,8 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
         f"only; **{checks:,} passed the automatic checks only** and were never read by a person"
         + (f"; {unchecked:,} neither reviewed nor checked" if unchecked else "") + "\n"
         f"- {cited:,} answers cite at least one passage; {not_in_text:,} say the passages do not hold the answer\n"
-        f"- answers drew on {len(passages):,} distinct passages of the source\n"
+        f"- answers cite {len({c for p in pairs for c in p.cited}):,} distinct passages of the source "
+        f"({len(passages):,} were retrieved for them)\n"
         "- each record's provenance says which of these it is (`review`) and what each check found (`checks`)",
     ]
     if files:

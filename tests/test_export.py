@@ -168,3 +168,4 @@ def test_the_cards_curation_table_adds_up_to_the_exported_pairs_when_refusals_ar
     assert '| left out: "the passages do not say" answers | -3 |' in card
     assert "| exported | 5 |" in card
     assert "**5 instruction-answer pairs**" in card
+    assert "answers cite 1 distinct passages of the source (2 were retrieved for them)" in card  # cited, not retrieved
