@@ -91,13 +91,16 @@ def _value(words: list[str]) -> int:
     return total + current
 
 
+def _units(word: str) -> int:
+    return int(word) if word.isdigit() else _UNITS[word]
+
+
 def with_digits(text: str) -> str:
     """Numbers written the same way: "Two thousand", "2,000" and "2000" all read "2000"; the novel's
     "five-and-twenty" reads "25"."""
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())
     text = re.sub(rf"\b({'|'.join(_UNITS)}|\d)-and-({'|'.join(_TENS)})\b",
-                  lambda m: str(_UNITS.get(m.group(1), 0) + int(m.group(1).isdigit() and m.group(1) or 0)
-                                + _TENS[m.group(2)]), text)
+                  lambda m: str(_units(m.group(1)) + _TENS[m.group(2)]), text)
     return _RUN.sub(lambda m: str(_value([w for w in re.split(r"[\s-]+", m.group(0)) if w != "and"])), text)
 
 

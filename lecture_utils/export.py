@@ -369,6 +369,7 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
     cited = sum(1 for p in pairs if p.cited)
     not_in_text = sum(1 for p in pairs if p.not_in_text)
     passages = {r.id for p in pairs for r in p.retrieved}
+    cited_passages = {c for p in pairs for c in p.cited}
     review = Counter(p.review or "none" for p in pairs)
     person, judge, checks = review.get("person", 0), review.get("judge", 0), review.get("checks", 0)
     unchecked = len(pairs) - person - judge - checks
@@ -383,7 +384,7 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
         f"only; **{checks:,} passed the automatic checks only** and were never read by a person"
         + (f"; {unchecked:,} neither reviewed nor checked" if unchecked else "") + "\n"
         f"- {cited:,} answers cite at least one passage; {not_in_text:,} say the passages do not hold the answer\n"
-        f"- answers cite {len({c for p in pairs for c in p.cited}):,} distinct passages of the source "
+        f"- answers cite {len(cited_passages):,} distinct passages of the source "
         f"({len(passages):,} were retrieved for them)\n"
         "- each record's provenance says which of these it is (`review`) and what each check found (`checks`)",
     ]

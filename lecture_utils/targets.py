@@ -175,12 +175,11 @@ def answers_of(sentence: str, known: set[str], types: Sequence[str]) -> list[tup
         if "character" in types:
             out.append(("character", m.group(1), "who"))
         clause = re.split(r";|:|--", rest[m.end():], maxsplit=1)[0]
-        passive = _PASSIVE.search(clause)
-        other = None if passive else next((o for o in _PERSON.finditer(clause) if o.group(0) not in _TITLES and
+        other = next((o for o in _PERSON.finditer(clause) if o.group(0) not in _TITLES and
                       (_TITLED.match(o.group(0)) or (o.group(0).split()[0] in known and not
                                                      re.search(r"\b(at|to|from|in|into|near|of|on)\s+$", clause[:o.start()])))
                       and o.group(0).split()[-1] not in m.group(1)), None)
-        if other and "factual" in types:
+        if other and "factual" in types and not _PASSIVE.search(clause):
             out.append(("factual", other.group(0), "whom"))
     return out
 
