@@ -3,6 +3,10 @@
 A title may stand on the heading line or under it and wrap over a few lines; a table of contents lists the same
 headings without text under them, and a line of prose can begin the way a heading does. Illustration blocks are
 taken out here as well, since a book sometimes prints a heading or its closing "THE END" inside one.
+
+A book with no worded chapter headings may head its chapters with a number alone on a line (`7` or `VII`) and a
+title line under it; such a number counts only where it stands between blank lines, has a short title line below
+and runs in sequence with its neighbours (6 before it or 8 after it), since a lone number can also be a date or a sum.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ _PART_KINDS = ("book", "part", "volume")  # a part holds chapters, whose numbers
 MAX_TITLE_LINES = 3  # a heading's title may wrap onto at most this many lines
 _END_OF_BOOK_RE = re.compile(r"^(THE END|The End|FINIS|Finis)\.?$")
 _TOC_LINE_RE = re.compile(r"^\S.*?(\s{2,}|\.{3,}\s*)(\d+|[ivxlcdm]+)$", re.I)  # "Heading to Chapter I.      1"
+_BARE_NUMBER_RE = re.compile(r"^(\d{1,3}|[IVXLC]+)\.?$")  # "7", "VII." (upper case: a lone "i" or "v" is not one)
+MAX_BLANKS_BEFORE_TITLE = 2  # blank lines allowed between a bare number and its title line
 
 
 def roman_to_int(s: str) -> int | None:
@@ -107,7 +113,8 @@ def _remove_illustrations(lines: list[str]) -> tuple[list[tuple[int, str]], int]
 
 def _title_like(text: str) -> bool:
     """Most longer words capitalised, as in "Of the Long Walk" or "THE STORM"; running prose is not."""
-    words = [w for w in re.findall(r"[^\W\d_]+", text) if len(w) >= 4]
+    # a hyphenated compound is one word: "The Sea-cook" is a title, its "cook" is not a lower-case word
+    words = [w for w in re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", text) if len(w) >= 4]
     return sum(w[0].isupper() for w in words) >= 0.8 * len(words)
 
 
@@ -128,13 +135,66 @@ class _Heading:
         return (self.part.kind, self.part.number) if self.part else None, self.kind, self.number
 
 
+def _bare_number_headings(lines: list[str]) -> dict[int, tuple[int, int, str]]:
+    """Chapters headed by a number alone on a line and a title line under it, as {index: (number, size, title)}.
+
+    The number stands between blank lines (or right under a BOOK/PART heading), the title is one short line (or a
+    few that read like a title) followed by a blank line, and the number runs in sequence with the number before or
+    after it, so a stray "12" in the text is not a chapter.
+    """
+    found: list[tuple[int, int, int, str]] = []  # (index, number, size, title)
+    for i, line in enumerate(lines):
+        m = _BARE_NUMBER_RE.match(line.strip())
+        number = _number(m.group(1)) if m else None
+        above = lines[i - 1].strip() if i > 0 else ""
+        heading_above = parse_heading(above) if above else None
+        if number is None or (above and not (heading_above and heading_above[0] in _PART_KINDS)):
+            continue
+        j = i + 1
+        while j < len(lines) and j <= i + MAX_BLANKS_BEFORE_TITLE and not lines[j].strip():
+            j += 1
+        if j == i + 1:  # no blank line under the number: it belongs to the text
+            continue
+        title: list[str] = []  # the lines up to the next blank line
+        while j < len(lines) and lines[j].strip() and len(title) <= MAX_TITLE_LINES:
+            title.append(lines[j].strip())
+            j += 1
+        if not title or len(title) > MAX_TITLE_LINES or (len(title) > 1 and not _title_like(" ".join(title))):
+            continue  # no title, or a paragraph of text under the number
+        if any(len(t) > 80 or parse_heading(t) or _BARE_NUMBER_RE.match(t) for t in title):
+            continue  # a long line is text; another heading or number under it is no title
+        found.append((i, number, j - i, " ".join(title).rstrip(".")))
+    numbers = [n for _, n, _, _ in found]
+    return {i: (n, size, title) for k, (i, n, size, title) in enumerate(found)
+            if (k > 0 and numbers[k - 1] == n - 1) or (k + 1 < len(found) and numbers[k + 1] == n + 1)}
+
+
 def _find_headings(lines: list[str]) -> list[_Heading]:
-    """Headings with a blank line above; a title may sit on the heading line or below it and wrap over a few lines."""
+    """Headings with a blank line above; a title may sit on the heading line or below it and wrap over a few lines.
+
+    Bare numbers (see _bare_number_headings) are read as chapter headings only when no worded heading opens a
+    chapter: in a book with CHAPTER headings a lone number is a section inside a chapter, or not a heading at all.
+    """
+    found = _scan_headings(lines, {})
+    if not any(_real_chapters(lines, found)):
+        bare = _bare_number_headings(lines)
+        if bare:
+            found = _scan_headings(lines, bare)
+    return found
+
+
+def _scan_headings(lines: list[str], bare: dict[int, tuple[int, int, str]]) -> list[_Heading]:
+    """Worded headings, plus the bare-number chapter headings given (by line index), in reading order."""
     found: list[_Heading] = []
     part = None
     for i, line in enumerate(lines):
-        parsed = parse_heading(line) if line.strip() else None
         under_part = bool(found) and found[-1] is part and part.index + part.size == i  # "BOOK I" just above
+        if i in bare and (i == 0 or not lines[i - 1].strip() or under_part):
+            number, size, title = bare[i]
+            text = "\n".join(ln.strip() for ln in lines[i:i + size] if ln.strip())  # "7\nThe Voyage"
+            found.append(_Heading(i, size, "chapter", number, title, text, part, bool(found) and found[-1] is part))
+            continue
+        parsed = parse_heading(line) if line.strip() else None
         if not parsed or (i > 0 and lines[i - 1].strip() and not under_part):
             continue
         kind, number, title, separated = parsed

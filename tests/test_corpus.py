@@ -18,6 +18,8 @@ from lecture_utils.corpus import (Book, CorpusError, CorpusWarning, book_passage
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
 needs_book = pytest.mark.skipif(not SHARED_BOOK.exists(), reason=f"shared book copy not found at {SHARED_BOOK}")
+SHARED_ISLAND = SHARED_BOOK.with_name("pg120_treasure_island.txt")  # a second book, so nothing is fitted to one
+needs_island = pytest.mark.skipif(not SHARED_ISLAND.exists(), reason=f"shared copy not found at {SHARED_ISLAND}")
 
 HEADER = """The Project Gutenberg eBook of The Lamp Keepers
 
@@ -296,6 +298,54 @@ def test_a_skip_inside_a_part_warns_and_names_the_part(tmp_path):
         book = load_book(write(tmp_path, raw))
     assert len(caught) == 1  # restarting at 1 in a new part is normal
     assert [c.key for c in book.chapters] == ["bk01-ch01", "bk01-ch02", "bk02-ch01", "bk02-ch03"]
+
+
+NUMBERED_PARTS = [("PART ONE--The Lamps", ["1\n\nThe Lamp", "2\n\nThe Ledger"]),
+                  ("PART TWO--The Sea-wall", ["3\n\nThe Storm", "IV\n\nThe Keepers\u2019 Last Night", "5\n\nAnd Last"])]
+
+
+@pytest.mark.parametrize("contents", [
+    # contents entries with page numbers, as Treasure Island prints them
+    "CONTENTS\n\nPART ONE\nThe Lamps\n\n1.  THE LAMP . . . .  3\n2.  THE LEDGER . . .  9\n\n"
+    "PART TWO\nThe Sea-wall\n\n3.  THE STORM  . . . 15\n4.  THE KEEPERS\u2019 LAST NIGHT  21\n5.  AND LAST . . .  27\n",
+    # contents entries laid out like the headings themselves: a number, then its title, and no text under them
+    "CONTENTS\n\nPART ONE--The Lamps\n\n1\n\nThe Lamp\n\n2\n\nThe Ledger\n\nPART TWO--The Sea-wall\n\n"
+    "3\n\nThe Storm\n\nIV\n\nThe Keepers\u2019 Last Night\n\n5\n\nAnd Last\n",
+])
+def test_chapters_headed_by_a_number_and_a_title_line_under_parts(tmp_path, contents):
+    raw = make_parts_book(NUMBERED_PARTS, front=contents)
+    # a lone number between blank lines inside the text is out of sequence (2, 12, 3): it stays text
+    raw = raw.replace(chapter_body(2), chapter_body(2) + "\n\n12\n\nThe ledger said so.")
+    book = load_quiet(write(tmp_path, raw))
+    assert [c.number for c in book.chapters] == [1, 2, 3, 4, 5]  # one run over the whole book, not per part
+    assert [c.title for c in book.chapters] == ["The Lamp", "The Ledger", "The Storm", "The Keepers\u2019 Last Night",
+                                                "And Last"]
+    assert [c.heading for c in book.chapters] == ["1\nThe Lamp", "2\nThe Ledger", "3\nThe Storm",
+                                                  "IV\nThe Keepers\u2019 Last Night", "5\nAnd Last"]
+    assert [c.part for c in book.chapters] == ["Part 1", "Part 1", "Part 2", "Part 2", "Part 2"]
+    assert book.text.startswith("PART ONE--The Lamps\n\n\n1\nThe Lamp\n\nKeeper1 lit lamp")  # contents gone
+    assert "CONTENTS" not in book.text and "THE LEDGER" not in book.text
+    assert "\n\n\nPART TWO--The Sea-wall\n\n\n3\nThe Storm\n\nKeeper3 lit lamp" in book.text  # in no chapter
+    for i, ch in enumerate(book.chapters, 1):
+        body = book.text[ch.body_start:ch.end]
+        assert body.startswith(f"Keeper{i} lit lamp number 1") and f"Keeper{i + 1} " not in body
+        assert "PART" not in body
+    assert "ledger.\n\n12\n\nThe ledger said so." in book.text[book.chapters[1].body_start:book.chapters[1].end]
+    passages = book_passages(book)
+    assert [p.id for p in passages if p.id.endswith("p001")] == [
+        "pt01-ch01-p001", "pt01-ch02-p001", "pt02-ch03-p001", "pt02-ch04-p001", "pt02-ch05-p001"]
+    assert [p.section for p in passages if p.id.endswith("p001")] == [
+        "Part 1, Chapter 1: The Lamp", "Part 1, Chapter 2: The Ledger", "Part 2, Chapter 3: The Storm",
+        "Part 2, Chapter 4: The Keepers\u2019 Last Night", "Part 2, Chapter 5: And Last"]
+    assert corpus_stats(passages)["chapters"] == 5
+
+
+def test_numbered_lines_inside_worded_chapters_are_not_chapters(tmp_path):
+    numbered = "1\n\nThe First Rule\n\n" + chapter_body(1) + "\n\n2\n\nThe Second Rule\n\n" + chapter_body(1)
+    raw = make_book(["CHAPTER I.", "CHAPTER II."]).replace(chapter_body(1), numbered)
+    book = load_quiet(write(tmp_path, raw))
+    assert [c.heading for c in book.chapters] == ["CHAPTER I.", "CHAPTER II."]
+    assert "\n\n2\n\nThe Second Rule\n\n" in book.text[book.chapters[0].body_start:book.chapters[0].end]
 
 
 def test_no_chapter_headings_is_one_chapter_with_a_warning(tmp_path):
@@ -606,3 +656,25 @@ def test_stats_for_the_shared_book():
     stats = stats_for_path(SHARED_BOOK)
     assert stats["chapters"] == 61 and stats["passages"] > 500 and stats["words"] > 100_000
     assert os.path.samefile(stats["path"], SHARED_BOOK)
+
+
+# ---------------------------------------------------------------- the shared copy of Treasure Island
+
+
+@needs_island
+def test_treasure_island_chapters_are_its_numbered_headings_in_reading_order():
+    book = load_quiet(SHARED_ISLAND)
+    assert book.title == "Treasure Island"
+    assert [c.number for c in book.chapters] == list(range(1, 35))  # the contents list gives no chapter
+    assert [c.start for c in book.chapters] == sorted(c.start for c in book.chapters)
+    assert book.chapters[0].title == "The Old Sea-dog at the Admiral Benbow"
+    assert book.chapters[-1].title == "And Last"
+    assert [c.part for c in book.chapters][::6] == ["Part 1", "Part 2", "Part 3", "Part 4", "Part 5", "Part 6"]
+    assert "CONTENTS" not in book.text and "HESITATING PURCHASER" not in book.text
+    passages = book_passages(book)
+    assert passages[0].id == "pt01-ch01-p001" and passages[0].text.startswith("SQUIRE TRELAWNEY, Dr. Livesey")
+    assert passages[0].section == "Part 1, Chapter 1: The Old Sea-dog at the Admiral Benbow"
+    assert len({p.id for p in passages}) == len(passages) and corpus_stats(passages)["chapters"] == 34
+    for p in passages:
+        assert book.text[p.start:p.end] == p.text
+        assert "project gutenberg" not in p.text.lower()
