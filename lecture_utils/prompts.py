@@ -24,12 +24,11 @@ CATEGORIES = [
 ]
 
 SEED_SYSTEM = (
-    "You are a literary scholar who has taught Jane Austen's novels for twenty years. "
-    "You design exam and seminar questions that make students go back to the text."
+    "You are an expert on {title} and a teacher who writes questions and tasks that send people back to the source."
 )
 
-SEED_META_PROMPT = """We are building a set of instructions that will teach an assistant to be an expert on the novel
-Pride and Prejudice. Each instruction is something a curious reader might ask the assistant to do.
+SEED_META_PROMPT = """We are building a set of instructions that will teach an assistant to be an expert on {title}.
+Each instruction is something a curious user might ask the assistant to do.
 
 Cover these categories, and label each instruction with exactly one of them:
 {categories}
@@ -38,32 +37,72 @@ Here are a few examples written by people (do not repeat them):
 {examples}
 
 Rules:
-- Every instruction must be answerable from the text of the novel itself.
-- Vary the verbs (describe, compare, explain, trace, summarise, identify, argue...) and the parts of the book you ask about.
-- Name characters, places and events; avoid vague questions such as "What is the book about?".
+- Every instruction must be answerable from {title} itself.
+- Vary the verbs (describe, compare, explain, trace, summarise, identify, show how...) and the parts you ask about.
+- Name the people, things, places and events you ask about; avoid vague questions such as "What is it about?".
 - One sentence each, no numbering, and no quotation marks (write titles and names plainly).
 
-Now write {n} new, unique and thought-provoking instructions about Pride and Prejudice.
+Now write {n} new, unique and useful instructions about {title}.
 Reply with JSON only: an object whose "instructions" key holds a list of {{"category": ..., "instruction": ...}} items."""
 
-# Stage 2, passage-first (the default path; see passage_first.py) ---------------------------------------------------
+# Stage 2, tasks from passages (the default path; see grounded.py and taxonomy.py) -----------------------------------
 
-# The question types. targets.answers_of finds a sentence's answers and so their types: an amount, a place or a
-# second person is "factual", a "because" clause "why or how", the person the sentence opens with "character".
+# One system prompt for every call about a passage, Stage 2's and Stage 3's, so the server reuses the prefix.
+PASSAGE_SYSTEM = (
+    "You work with passages from a source text to build a teaching dataset. You use only the passages you are "
+    "given, never your memory of the book or anything else you know."
+)
+
+# Evidence first, then the task: a small teacher reads one or two sentences far better than a whole passage, so it
+# first copies the sentences a task of the type can rest on, then writes the task from them. The passages come
+# first, in the same words as RAG_PROMPT, and every call about a passage starts with the same words, which a
+# llama.cpp server then does not read twice.
+EVIDENCE_PROMPT = """Passages from the source:
+{context}
+
+We will write a task of the type "{type}" about {title}: the task {asks}
+Copy, word for word, the one or two sentences of the passages that such a task is best built on: sentences that
+say something definite about named people, things or events.{each}
+
+Reply with JSON only: {{"evidence": ["...", "..."]}}"""
+
+TASK_PROMPT = """Passages from the source:
+{context}
+
+Evidence: {evidence}
+
+Write one task of the type "{type}" about {title}, built on the evidence above. The task {asks} A good answer
+{good_answer} Shape of the instruction: {pattern} (fill in the <slots> with the names and events of the evidence).
+
+Rules:
+- The instruction names who and what it is about; someone who never saw the passages must understand it. Never
+  write "the passage", "the text", "the evidence" or "the story", and never "he", "she" or "they" for someone the
+  instruction has not named.
+- The answer uses only facts the evidence and the passages state, in your own words (one to four sentences). If
+  you repeat their words, put them in quotation marks.
+
+Reply with JSON only: {{"instruction": "...", "answer": "..."}}"""
+
+# A fresh call that sees only the instruction: could someone who never saw the passage tell what is asked?
+CLEAR_PROMPT = """Here is a request that a user sends to an assistant that knows {title} well. The user has no
+document open, so the request must say itself who or what it is about.
+
+Request: {instruction}
+
+Does the request name the person, thing or situation it is about, so that it is clear on its own? Say NO if it
+uses "he", "she", "it", "they", "this" or "the passage" for something it never names, or if it is not a request
+at all; otherwise say YES.
+
+Reply with JSON only: {{"verdict": "YES"}} or {{"verdict": "NO"}}"""
+
+# The old default, kept as a lesson in notebook 2 (see passage_first.py): the kit picks a sentence and an answer by
+# rule, and the teacher only turns a rough draft into a question. True, but nine in ten are "Who did X?" lookups.
 TASK_TYPES = {
     "factual": "how much, how far, how long, where, or whom: an amount, a place or a second person the sentence names",
     "why or how": "the reason for something, as the sentence gives it",
     "character": "who did, felt or decided something: the answer is the person the sentence opens with",
 }
 NOT_IN_TEXT_TYPE = "not in the text"  # negatives built on purpose: a question asked against a passage that lacks it
-
-# Passage-first questions are written answer-first: the kit picks a sentence of narration (no dialogue, so no doubt
-# about who said it) and the answer words in it, drafts a rough question by rule, and the teacher makes it read well. The passage comes
-# first, as in RAG_PROMPT and ROUND_TRIP_PROMPT, so the server reads it once for all the calls about it.
-PASSAGE_SYSTEM = (
-    "You work with passages from a source text to build a teaching dataset. You use only the passages you are "
-    "given, never your memory of the book or anything else you know."
-)
 
 PASSAGE_PROMPT = """Passages from the source:
 {context}
@@ -98,8 +137,9 @@ If the passages do not contain the answer, set "answer" to exactly: {not_in_text
 
 Reply with JSON only: {{"answer": "...", "cited": ["passage id", ...]}}"""
 
-# Filled into {evidence} when the instruction was written from a passage (Stage 2, passage-first).
-EVIDENCE_LINE = 'The words of [{passage_id}] that answer it: "{span}"\n'
+# Filled into {evidence} when the instruction was written from passages (Stage 2): the quotes its answer rests on.
+EVIDENCE_LINE = 'The words of [{passage_id}] that answer it: "{span}"\n'  # an answer-first question's sentence
+EVIDENCE_QUOTES = "The words of the passages it rests on: {quotes}\n"  # a task's evidence quotes
 
 # Stage 3 checks (see verify.py): the same system prompt and the same opening as RAG_PROMPT, so the server reuses it.
 ROUND_TRIP_PROMPT = """Passages from the source:
@@ -123,7 +163,7 @@ and it answers the instruction; otherwise say NO.
 
 Reply with JSON only: {{"verdict": "YES"}} or {{"verdict": "NO"}}"""
 
-NO_CONTEXT_PROMPT = """Answer the instruction below about the novel "Pride and Prejudice" from what you know.
+NO_CONTEXT_PROMPT = """Answer the instruction below about {title} from what you know.
 
 Instruction: {instruction}
 

@@ -18,7 +18,7 @@ import re
 from difflib import SequenceMatcher
 from typing import Any, Sequence
 
-from .prompts import (EVIDENCE_LINE, NO_CONTEXT_PROMPT, NOT_IN_TEXT, NOT_IN_TEXT_TYPE, PROMPT_VERSION, RAG_PROMPT,
+from .prompts import (EVIDENCE_LINE, EVIDENCE_QUOTES, NO_CONTEXT_PROMPT, NOT_IN_TEXT, NOT_IN_TEXT_TYPE, PROMPT_VERSION, RAG_PROMPT,
                       RAG_SYSTEM, format_context, prompt_sha)
 from .records import Instruction, Passage, QAPair, Retrieved
 from .retrieval import RetrievalError
@@ -66,7 +66,11 @@ def build_rag_messages(instruction: Instruction | str, hits: Sequence[Hit | Pass
 
 def evidence_line(instruction: Instruction | str) -> str:
     """The "words that answer it" line for a passage-first instruction, empty for any other."""
-    if isinstance(instruction, Instruction) and instruction.span and instruction.passage_id:
+    if not isinstance(instruction, Instruction) or not instruction.passage_id:
+        return ""
+    if instruction.evidence:
+        return EVIDENCE_QUOTES.format(quotes="; ".join(f'"{q}"' for q in instruction.evidence))
+    if instruction.span:
         return EVIDENCE_LINE.format(passage_id=instruction.passage_id, span=instruction.span)
     return ""
 
@@ -173,6 +177,9 @@ def pair_from_text(instruction: Instruction, hits: Sequence[Hit | Retrieved], te
         span=instruction.span,
         prompt_sha=prompt_sha,
         checks=dict(instruction.checks),
+        evidence=list(instruction.evidence),
+        related=list(instruction.related),
+        reference=instruction.reference,
     )
 
 
@@ -207,8 +214,10 @@ def with_source(index: Any, instruction: Instruction | str, hits: Sequence[Hit],
         return list(hits)[:k]
     if getattr(instruction, "category", "") == NOT_IN_TEXT_TYPE:
         return [(source, 0.0)]
-    score = next((s for p, s in hits if p.id == pid), 0.0)
-    return ([(source, score)] + [h for h in hits if h[0].id != pid])[:k]
+    own = [source] + [p for p in (passage_of(index, r) for r in getattr(instruction, "related", [])) if p is not None]
+    ids = {p.id for p in own}
+    scores = {p.id: s for p, s in hits}
+    return ([(p, scores.get(p.id, 0.0)) for p in own] + [h for h in hits if h[0].id not in ids])[:max(k, len(own))]
 
 
 def retrieve(index: Any, instruction: Instruction | str, k: int = 4) -> list[Hit]:
@@ -307,12 +316,13 @@ NO_CONTEXT_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string
 
 
 def answer_without_context(teacher: Any, instruction: Instruction | str, prompt: str = NO_CONTEXT_PROMPT, *,
-                           system: str | None = None, temperature: float = 0.0, max_tokens: int = 200) -> str:
+                           title: str = "the source", system: str | None = None, temperature: float = 0.0,
+                           max_tokens: int = 200) -> str:
     """The teacher's answer from memory alone, for the side-by-side with the grounded answer."""
     try:
-        text = prompt.format(instruction=instruction_text(instruction))
+        text = prompt.format(instruction=instruction_text(instruction), title=title)
     except (KeyError, IndexError) as e:
-        raise QAError(f"the no-context prompt has an unknown placeholder {e}: use {{instruction}} only") from None
+        raise QAError(f"the no-context prompt has an unknown placeholder {e}: use {{instruction}} and {{title}}") from None
     reply = teacher.structured(text, NO_CONTEXT_SCHEMA, system=system, temperature=temperature, max_tokens=max_tokens)
     return reply.data["answer"].strip()
 

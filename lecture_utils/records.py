@@ -41,7 +41,10 @@ class Instruction:
     passage_id: str = ""  # the passage it was written from (passage-first instructions only)
     span: str = ""  # the words of that passage that answer it, copied verbatim
     prompt_sha: str = ""  # short hash of the prompt text that made it (the run's prompts.json holds the text)
-    checks: dict[str, Any] = field(default_factory=dict)  # question-level checks (span, round trip; see verify.py)
+    checks: dict[str, Any] = field(default_factory=dict)  # question-level checks (see grounded.py and verify.py)
+    evidence: list[str] = field(default_factory=list)  # verbatim quotes of its passages that the answer rests on
+    related: list[str] = field(default_factory=list)  # other passages it was written from (compare two passages)
+    reference: str = ""  # the answer the teacher wrote with the task (Stage 3's answer must agree with it)
 
 
 @dataclass
@@ -72,6 +75,9 @@ class QAPair:
     passed: bool | None = None  # True: every check passed; False: one failed; None: not checked
     prompt_sha: str = ""  # short hash of the answer prompt's text
     review: str = ""  # who vouches for it in the dataset: "person", "judge" or "checks" (automatic checks only)
+    evidence: list[str] = field(default_factory=list)  # the instruction's evidence quotes (Stage 2)
+    related: list[str] = field(default_factory=list)  # the instruction's other passages, after passage_id
+    reference: str = ""  # the answer written with the instruction in Stage 2
 
 
 CHECKLIST = ("accuracy", "helpfulness", "clarity", "conciseness", "completeness")

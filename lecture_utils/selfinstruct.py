@@ -106,15 +106,15 @@ def INSTRUCTION_SCHEMA(n: int, categories: Sequence[str] | None = None) -> dict:
 
 
 def build_seed_prompt(n: int, examples: Sequence[str | Instruction] = (), categories: Sequence[str] | None = None,
-                      prompt: str = SEED_META_PROMPT) -> str:
-    """Fill the meta-prompt's {n}, {categories} and {examples}."""
+                      prompt: str = SEED_META_PROMPT, title: str = "the source") -> str:
+    """Fill the meta-prompt's {n}, {categories}, {examples} and {title}."""
     texts = [e.instruction if isinstance(e, Instruction) else str(e) for e in examples]
     try:
         return prompt.format(n=n, categories=format_categories(list(categories) if categories else None),
-                             examples=format_examples(texts))
+                             examples=format_examples(texts), title=title)
     except (KeyError, IndexError) as e:
-        raise TaxonomyError(f"the meta-prompt has an unknown placeholder {e}; use only {{n}}, {{categories}} and "
-                            "{examples}, and double other braces as {{ }}.") from None
+        raise TaxonomyError(f"the meta-prompt has an unknown placeholder {e}; use only {{n}}, {{categories}}, "
+                            "{examples} and {title}, and double other braces as {{ }}.") from None
 
 
 def pick_examples(k: int = 3, seed: int | None = 0,
@@ -130,14 +130,16 @@ def pick_examples(k: int = 3, seed: int | None = 0,
 def generate_run(teacher, n: int = 20, run: int = 1, temperature: float = 0.7, seed: int | None = None, *,
                  prompt: str = SEED_META_PROMPT, system: str | None = SEED_SYSTEM,
                  examples: Sequence[str | Instruction] | None = None, categories: Sequence[str] | None = None,
-                 seeds: Sequence[Instruction | str] | None = None, max_tokens: int | None = None) -> list[Instruction]:
+                 seeds: Sequence[Instruction | str] | None = None, max_tokens: int | None = None,
+                 title: str = "the source") -> list[Instruction]:
     """Ask the teacher once for n categorised instructions; ids are "i{run:02d}-{position:03d}".
 
     Without `examples`, three are drawn (by `seed`) from `seeds`, or from the kit's seed file."""
     if examples is None:
         examples = pick_examples(3, seed if seed is not None else run, seeds if seeds is not None else SEEDS_PATH)
     cats = list(categories or CATEGORIES)
-    reply = teacher.structured(build_seed_prompt(n, examples, cats, prompt), INSTRUCTION_SCHEMA(n, cats), system=system,
+    system = system.replace("{title}", title) if system else system
+    reply = teacher.structured(build_seed_prompt(n, examples, cats, prompt, title), INSTRUCTION_SCHEMA(n, cats), system=system,
                                temperature=temperature, max_tokens=max_tokens or 80 * n + 200, seed=seed)
     items = reply.data.get("instructions") if isinstance(reply.data, dict) else None
     if not isinstance(items, list):

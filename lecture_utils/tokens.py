@@ -70,3 +70,32 @@ def missing_stems(words_: Iterable[str], reference: Iterable[str]) -> list[str]:
     """The words whose first STEM letters start no word of reference: what a text says that its reference does not."""
     have = {w[:STEM] for w in reference}
     return [w for w in words_ if w[:STEM] not in have]
+
+
+COPY_RUN = 12  # an answer holding this many words of the source in a row, outside quotation marks, copies it
+_QUOTED = re.compile(r"\u201c[^\u201d]*\u201d|\"[^\"]*\"|(?<!\w)'[^']{3,}'(?!\w)|\u2018[^\u2019]*\u2019(?!\w)")
+
+
+def unquoted(text: str) -> str:
+    """text without the parts it puts in quotation marks (a quotation marked as one is not copying)."""
+    return _QUOTED.sub(" | ", text)
+
+
+def word_runs(text: str, n: int = COPY_RUN) -> set[tuple[str, ...]]:
+    """Every run of n words in text (lower-cased, accents folded), for copy checks against a whole source."""
+    w = words(text, fold_accents=True, drop_apostrophes=True)
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+def copied_run(answer: str, source_runs: set[tuple[str, ...]], n: int = COPY_RUN) -> str:
+    """The first run of n words outside quotation marks that the answer shares with the source ("" if none)."""
+    for part in unquoted(answer).split(" | "):
+        for run in _ordered_runs(part, n):
+            if run in source_runs:
+                return " ".join(run)
+    return ""
+
+
+def _ordered_runs(text: str, n: int) -> list[tuple[str, ...]]:
+    w = words(text, fold_accents=True, drop_apostrophes=True)
+    return [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]

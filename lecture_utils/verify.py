@@ -37,7 +37,8 @@ ROUND_TRIP_MIN = 0.5  # share of the shorter side's content words that the re-fo
 QUOTE_SCHEMA = {"type": "object", "properties": {"quote": {"type": "string"}}, "required": ["quote"]}
 VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
                   "required": ["verdict"]}
-CHECK_NAMES = ("span", "names", "expected", "support", "round_trip", "faithful", "says_not_in_text")
+CHECK_NAMES = ("span", "names", "expected", "support", "agrees", "round_trip", "faithful", "says_not_in_text")
+AGREES_MIN = 0.3  # content words the answer shares with the answer written in Stage 2, as a share of the shorter
 # Capitalised words that start questions and sentences without naming anyone.
 _NOT_NAMES = frozenset("""what why how who whom whose when where which describe explain compare identify summarise
 summarize trace discuss analyse analyze give list name according does did is was were are do can could would should
@@ -156,6 +157,7 @@ def _passes(name: str, value: Any, support_min: float, round_trip_min: float) ->
         "expected": lambda v: v is True,
         "names": lambda v: not v,
         "support": lambda v: v >= support_min,
+        "agrees": lambda v: v >= AGREES_MIN,
         "round_trip": lambda v: v >= round_trip_min,
         "faithful": lambda v: v == "YES",
         "says_not_in_text": lambda v: v is True,
@@ -221,6 +223,8 @@ def verify_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mappin
     checks["names"] = unknown_names(pair.answer, " ".join(p.text for p in context) + " " + pair.instruction)
     if pair.checks.get("answer"):  # Stage 2 picked the answer words: the answer must say them
         checks["expected"] = says(pair.answer, pair.checks["answer"])
+    if pair.reference:  # a task from Stage 2 carries its own answer: asked afresh, the teacher must say the same
+        checks["agrees"] = round(overlap(pair.answer, pair.reference), 3)
     support = sentence_support(pair.answer, [p.text for p in context])
     checks["support"] = round(min((s.score for s in support), default=0.0), 3)
     grounding = sum(s.supported for s in support) / len(support) if support else 0.0

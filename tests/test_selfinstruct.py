@@ -108,7 +108,7 @@ def test_generate_run_asks_for_n_items_and_labels_them(fake_openai):
         ("themes and ideas", "  How does pride  blind Darcy at first?  "),
         ("plot and events", "What happens at the Netherfield ball?"))))
     got = si.generate_run(teacher_for(fake_openai), n=3, run=2, temperature=0.9, seed=7,
-                          examples=["Describe the Meryton assembly."])
+                          examples=["Describe the Meryton assembly."], title="Pride and Prejudice")
     assert [i.id for i in got] == ["i02-001", "i02-002", "i02-003"]
     assert got[1].instruction == "How does pride blind Darcy at first?"
     assert got[1].category == "themes and ideas"
@@ -116,7 +116,9 @@ def test_generate_run_asks_for_n_items_and_labels_them(fake_openai):
 
     body = fake_openai.chat_requests[-1].body
     assert body["temperature"] == 0.9 and body["seed"] == 7
-    assert body["messages"][0]["role"] == "system" and "literary scholar" in body["messages"][0]["content"]
+    # the source's name reaches both prompts; no default prompt names one book
+    assert body["messages"][0]["role"] == "system" and "expert on Pride and Prejudice" in body["messages"][0]["content"]
+    assert "expert on Pride and Prejudice" in body["messages"][-1]["content"]
     prompt = body["messages"][-1]["content"]
     assert "write 3 new" in prompt and "- Describe the Meryton assembly." in prompt
     assert all(f"- {c}" in prompt for c in CATEGORIES)
