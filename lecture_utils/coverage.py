@@ -1,9 +1,10 @@
-"""Which chapters and characters a book's passages and a set of instructions touch.
+"""Which chapters and names a source's passages and a set of instructions touch.
 
-character_mentions counts who is named in each chapter of the book; coverage_table finds the chapter of each
-instruction's best BM25 passage and the characters it names; chapter_counts and uncovered_chapters show the chapters
-nothing touches yet, so the next run can be steered toward them. (Which chapters the answered pairs cite, by category,
-is grounding.coverage_table.)
+find_names picks the people and places a source mentions most, from the text itself (no list fitted to one book);
+character_mentions counts them in each chapter; coverage_table finds the chapter of each instruction's best BM25
+passage and the names it mentions; chapter_counts and uncovered_chapters show the chapters nothing touches yet, so
+the next run can be steered toward them. (Which chapters the answered pairs cite, by category, is
+grounding.coverage_table.)
 """
 
 from __future__ import annotations
@@ -17,54 +18,89 @@ import pandas as pd
 
 from .records import Instruction, Passage
 
-# --- Characters ------------------------------------------------------------------------------------------------------
-# "Miss Bennet" is left out on purpose: it is Jane in most chapters but Elizabeth at Rosings and in Lady Catherine's
-# mouth, so counting it for either would mislead. "Mrs Wickham" is Lydia and "Mrs Collins" Charlotte after marriage.
+# --- Names -----------------------------------------------------------------------------------------------------------
 
-_MR, _MRS, _MISS = r"Mr\.?\s+", r"Mrs\.?\s+", r"Miss\s+"
-CHARACTERS: dict[str, str] = {
-    "Elizabeth": r"\bElizabeth\b|\bLizzy\b|\bEliza\b",
-    "Darcy": rf"(?<!Miss )(?<!Mrs )(?<!Mrs\. )(?<!Lady Anne )(?<!Georgiana )\bDarcy\b",
-    "Jane": r"\bJane\b(?!\s+Austen)",
-    "Bingley": r"(?<!Miss )(?<!Mrs )(?<!Mrs\. )(?<!Caroline )(?<!Louisa )\bBingley\b",
-    "Wickham": r"(?<!Mrs )(?<!Mrs\. )\bWickham\b",
-    "Collins": r"(?<!Mrs )(?<!Mrs\. )\bCollins\b",
-    "Lydia": rf"\bLydia\b|\b{_MRS}Wickham\b",
-    "Mr Bennet": rf"\b{_MR}Bennet\b",
-    "Mrs Bennet": rf"\b{_MRS}Bennet\b",
-    "Charlotte": rf"\bCharlotte\b|\b{_MISS}Lucas\b|\b{_MRS}Collins\b",
-    "Lady Catherine": r"\bLady\s+Catherine\b|\bCatherine\s+de\s+Bourgh\b",
-    "Georgiana": rf"\bGeorgiana\b|\b{_MISS}Darcy\b",
-    "Caroline Bingley": rf"\bCaroline\b|\b{_MISS}Bingley\b",
-    "Kitty": r"\bKitty\b|(?<!Lady )\bCatherine\b(?!\s+de\s+Bourgh)",
-    "Mary": r"\bMary\b(?!\s+King)",
-    "the Gardiners": r"\bGardiners?\b",
-}
+TOP_NAMES = 12
+# A word after one of these is a name ("Mr. Darcy", "Captain Smollett"); the titles themselves are not.
+TITLES = frozenset("Mr Mrs Miss Ms Mx Dr Doctor Lady Lord Sir Dame Madam Captain Colonel Major General Squire "
+                   "Professor Mister Master".split())
+# Capitalised words that the lowercase test below would let through: they are never written in lowercase.
+_NOT_NAMES = frozenset("January February March April June July August September October November December Monday "
+                       "Tuesday Wednesday Thursday Friday Saturday Sunday Chapter".split())
+_CAPITAL = re.compile(r"\b[A-Z][a-z]{2,}\b")
+_LOWER = re.compile(r"\b[a-z]{3,}\b")
+_MARKUP = " \t\r\n([{_*#>`|-"  # brackets, emphasis, headings and list bullets before a word
+_CLOSERS = " \t\r\n\u201d\u2019\"')]}_*"  # closing quotes and brackets after a sentence's last word
+_OPENING_QUOTE = re.compile(r"[\u201c\u2018]$|(?:^|[^\w.,!?;:])[\"']$")  # straight quotes open after a non-word
+_NEW_BLOCK = re.compile(r"\n[ \t]*[\n|*#>-]")  # a blank line, or a new table row, bullet or heading
+_TITLE_BEFORE = re.compile(r"\b(" + "|".join(TITLES) + r")\.?$")
+
+Names = Sequence[str] | dict[str, Sequence[str]] | None
 
 
-def _patterns(names: Sequence[str] | dict[str, Sequence[str]] | None) -> dict[str, re.Pattern]:
-    if names is None:
-        return {k: re.compile(v) for k, v in CHARACTERS.items()}
-    if isinstance(names, dict):  # your own people: {"Ada": ["Ada", "Lovelace"]}
+def _word_starts_sentence(text: str, start: int) -> bool:
+    """True if the word at `start` opens a sentence, a paragraph or a quotation (so its capital says nothing)."""
+    before = text[:start].rstrip(_MARKUP)
+    if not before or _NEW_BLOCK.search(text[len(before):start]) or _OPENING_QUOTE.search(before):
+        return True
+    before = before.rstrip(_CLOSERS)
+    return not before or (before[-1] in ".!?:" and not _TITLE_BEFORE.search(before))  # "Mr. Darcy" opens nothing
+
+
+def find_names(texts: Iterable[str], top: int | None = TOP_NAMES) -> list[str]:
+    """The names (people, places, for documents their terms) the texts mention most, most texts first.
+
+    A name is a word written after a title ("Mr. Darcy", "Captain Smollett"), or a capitalised word inside a
+    sentence that the texts capitalise there more often than they write it in lowercase: that rules out "The", "But"
+    and "When" without a list of them. Names are counted by how many texts mention them; top=None keeps all."""
+    texts = [str(t) for t in texts]
+    titled, inside, lower, found_in = Counter(), Counter(), Counter(), Counter()
+    for text in texts:
+        lower.update(_LOWER.findall(text))
+        for m in _CAPITAL.finditer(text):
+            word = m.group(0)
+            if word in TITLES or word in _NOT_NAMES:
+                continue
+            if _TITLE_BEFORE.search(text[:m.start()].rstrip()):
+                titled[word] += 1
+            elif not _word_starts_sentence(text, m.start()):
+                inside[word] += 1
+    names = {w for w in titled} | {w for w, n in inside.items() if n > lower[w.lower()]}
+    mentions = Counter()
+    for text in texts:
+        words = Counter(w for w in _CAPITAL.findall(text) if w in names)  # sentence openers count once known
+        found_in.update(words.keys())
+        mentions.update(words)
+    ranked = sorted(names, key=lambda w: (-found_in[w], -mentions[w], w))
+    return ranked if top is None else ranked[:top]
+
+
+def _patterns(names: Names) -> dict[str, re.Pattern]:
+    if isinstance(names, dict):  # your own people with aliases: {"Ada": ["Ada", "Lovelace"]}
         return {k: re.compile("|".join(rf"\b{re.escape(a)}\b" for a in aliases)) for k, aliases in names.items()}
-    return {k: re.compile(CHARACTERS.get(k, rf"\b{re.escape(k)}\b")) for k in names}
+    return {k: re.compile(rf"\b{re.escape(k)}\b") for k in names or ()}
 
 
-def characters_named(text: str, names: Sequence[str] | dict[str, Sequence[str]] | None = None) -> list[str]:
-    """Which of the main characters a text names (by name or alias)."""
-    text = " ".join(text.split())  # a line break inside "Lady\nCatherine" must not hide the title
+def characters_named(text: str, names: Names = None) -> list[str]:
+    """Which names a text mentions: of `names` if given (a list, or a dict of aliases), else those find_names sees."""
+    text = " ".join(text.split())  # a line break inside "Lady\nCatherine" must not hide a two-word alias
+    if names is None:
+        found = set(find_names([text], top=None))
+        return [w for w in dict.fromkeys(_CAPITAL.findall(text)) if w in found]  # in the order the text names them
     return [name for name, pat in _patterns(names).items() if pat.search(text)]
 
 
-def character_mentions(passages: Sequence[Passage], names: Sequence[str] | dict[str, Sequence[str]] | None = None
-                       ) -> pd.DataFrame:
-    """Mentions of each character per chapter (rows: chapter, or source for documents; columns: characters)."""
+def character_mentions(passages: Sequence[Passage], names: Names = None, top: int = TOP_NAMES) -> pd.DataFrame:
+    """Mentions of each name per chapter (rows: chapter, or source for documents; columns: names).
+    Without `names`, the `top` names find_names picks from the passages."""
+    if names is None:
+        names = find_names([p.text for p in passages], top)
     pats = _patterns(names)
     rows: dict[Any, Counter] = {}
     for p in passages:
         key = p.chapter if p.chapter is not None else p.source
         counts = rows.setdefault(key, Counter())
-        text = " ".join(p.text.split())  # a line break inside "Lady\nCatherine" must not hide the title
+        text = " ".join(p.text.split())  # a line break inside "Lady\nCatherine" must not hide a two-word alias
         for name, pat in pats.items():
             counts[name] += len(pat.findall(text))
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(pats)).fillna(0).astype(int)
@@ -75,9 +111,8 @@ def character_mentions(passages: Sequence[Passage], names: Sequence[str] | dict[
 # --- Chapters --------------------------------------------------------------------------------------------------------
 
 
-def coverage_table(instructions: Sequence[Instruction], index=None,
-                   names: Sequence[str] | dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """Per instruction: the chapter of its top BM25 passage (needs `index`) and the characters it names."""
+def coverage_table(instructions: Sequence[Instruction], index=None, names: Names = None) -> pd.DataFrame:
+    """Per instruction: the chapter of its top BM25 passage (needs `index`) and the names it mentions."""
     rows = []
     for ins in instructions:
         row = {"id": ins.id, "category": ins.category, "run": ins.run, "instruction": ins.instruction,
@@ -115,14 +150,15 @@ def _chapter_key(c: Any) -> Any:
     return c
 
 
-def character_counts(instructions: Iterable[Instruction | str],
-                     names: Sequence[str] | dict[str, Sequence[str]] | None = None) -> pd.Series:
-    """How many instructions name each character (every character listed, zeros included)."""
+def character_counts(instructions: Iterable[Instruction | str], names: Names = None,
+                     top: int = TOP_NAMES) -> pd.Series:
+    """How many instructions mention each name (every name listed, zeros included). Without `names`, the `top`
+    names find_names picks from the instructions themselves."""
+    texts = [item.instruction if isinstance(item, Instruction) else str(item) for item in instructions]
+    if names is None:
+        names = find_names(texts, top)
     pats = _patterns(names)
-    counts = Counter()
-    for item in instructions:
-        text = item.instruction if isinstance(item, Instruction) else str(item)
-        counts.update(name for name, pat in pats.items() if pat.search(text))
+    counts = Counter(name for text in texts for name, pat in pats.items() if pat.search(" ".join(text.split())))
     return pd.Series({name: counts.get(name, 0) for name in pats}, dtype=int).rename("instructions")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,7 +26,9 @@ from .records import Decision, QAPair
 FORMATS = ("alpaca", "sharegpt", "openai")
 FILE_NAMES = {"alpaca": "alpaca.json", "sharegpt": "sharegpt.json", "openai": "openai_chat.jsonl"}
 PROVENANCE = ("file", "field", "none")
-DEFAULT_SYSTEM = "You are an expert on the novel Pride and Prejudice. Answer accurately and concisely."
+# "{title}" is filled with the source's title (source_title), so the prompt names what the model is an expert on.
+DEFAULT_SYSTEM = "You are an expert on {title}. Answer accurately and concisely."
+DEFAULT_SOURCE_LICENCE = "Check the source's licence before you share this dataset."
 OPENAI_MIN_EXAMPLES = 10  # the fine-tuning API refuses smaller training files
 OPENAI_MAX_TOKENS = 65_536  # per example, for gpt-4o-mini and gpt-4.1 models; older models allow fewer
 CHARS_PER_TOKEN = 4
@@ -33,6 +36,16 @@ CHARS_PER_TOKEN = 4
 
 class ExportError(ValueError):
     """Pairs or decisions that cannot be exported as asked; the message says how to fix it."""
+
+
+def source_title(source: str = "") -> str:
+    """The source's name without its trailing note: "Emma (Project Gutenberg #158)" -> "Emma"; "" -> "the source"."""
+    return re.sub(r"\s*\([^()]*\)\s*$", "", source).strip() or "the source"
+
+
+def fill_system(system: str | None, source: str = "") -> str | None:
+    """The system prompt with its "{title}" placeholder filled (replace, not format: other braces stay as written)."""
+    return system.replace("{title}", source_title(source)) if system else system
 
 
 # --- which pairs go in ------------------------------------------------------------------------------------------
@@ -105,6 +118,7 @@ def to_sharegpt(pair: QAPair, system: str | None = None) -> dict:
 
 def to_openai_chat(pair: QAPair, system: str | None = DEFAULT_SYSTEM) -> dict:
     _check_pair(pair)
+    system = fill_system(system)
     messages = [{"role": "system", "content": system}] if system else []
     messages += [{"role": "user", "content": pair.instruction.strip()},
                  {"role": "assistant", "content": pair.answer.strip()}]
@@ -257,15 +271,18 @@ def _write_lines(path: Path, records: Iterable[dict]) -> None:
 
 def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequence[str] = FORMATS, *,
                    provenance_mode: str = "file", system: str | None = DEFAULT_SYSTEM,
-                   sharegpt_system: bool = False, title: str = "Pride and Prejudice instructions",
+                   sharegpt_system: bool = False, title: str | None = None,
                    source: str = "", counts: Mapping[str, int] | None = None, filters: Any = None,
                    licence: str | None = None, licence_note: str | None = None, notes: str = "",
-                   refusals: bool = False) -> ExportResult:
+                   refusals: bool = False, source_licence: str = DEFAULT_SOURCE_LICENCE) -> ExportResult:
     """Write the pairs in each format to out_dir, validate every file as written, and put README.md (the dataset
     card) beside them. provenance_mode: "file" (side files), "field" (a 'provenance' key in Alpaca and ShareGPT
-    records) or "none". `system` is the system prompt for the OpenAI file (and ShareGPT if sharegpt_system).
+    records) or "none". `system` is the system prompt for the OpenAI file (and ShareGPT if sharegpt_system); its
+    "{title}" becomes the source's title, as does the card's `title` when not given. `source_licence` is the card's
+    line on the source text's licence.
     "The passages do not say" answers are left out (a model trained on them learns to give up) unless refusals=True."""
     pairs = list(pairs)
+    system = fill_system(system, source)
     left_out = 0 if refusals else sum(p.not_in_text for p in pairs)
     pairs = [p for p in pairs if refusals or not p.not_in_text]
     if provenance_mode not in PROVENANCE:
@@ -316,15 +333,13 @@ def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequen
     write_dataset_card(result.card, pairs, files=result.files, provenance_file=result.provenance,
                        provenance_mode=provenance_mode, title=title, source=source, counts=counts, filters=filters,
                        system=system, licence=licence, licence_note=licence_note, notes=notes,
-                       warnings=result.warnings)
+                       warnings=result.warnings, source_licence=source_licence)
     return result
 
 
 # --- the dataset card -------------------------------------------------------------------------------------------
 
-DEFAULT_LICENCE_NOTE = (
-    "The source text, Jane Austen's *Pride and Prejudice* (Project Gutenberg eBook #1342), is in the public domain "
-    "in the USA; check the law where you are, and the Project Gutenberg terms if you redistribute their file. "
+TEACHER_TERMS_NOTE = (
     "The answers were written by a teacher model: its provider's terms of use may restrict what you may train "
     "with them (read them before you publish or train a commercial model)."
 )
@@ -357,12 +372,16 @@ def _filters_markdown(filters: Any) -> str:
 
 def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapping[str, Path] | None = None,
                        provenance_file: Path | None = None, provenance_mode: str = "file",
-                       title: str = "Pride and Prejudice instructions", source: str = "",
+                       title: str | None = None, source: str = "",
                        counts: Mapping[str, int] | None = None, filters: Any = None, system: str | None = None,
                        licence: str | None = None, licence_note: str | None = None, notes: str = "",
-                       warnings: Sequence[str] = (), today: date | None = None) -> Path:
-    """A markdown dataset card: what is in the files, where it came from, how it was filtered, and the licence."""
+                       warnings: Sequence[str] = (), today: date | None = None,
+                       source_licence: str = DEFAULT_SOURCE_LICENCE) -> Path:
+    """A markdown dataset card: what is in the files, where it came from, how it was filtered, and the licence.
+    `title` defaults to "Instructions about <the source's title>"; `licence_note` replaces both the line on the
+    source's licence (`source_licence`) and the note on the teacher's terms."""
     path = Path(path)
+    title = title or f"Instructions about {source_title(source)}"
     teachers = Counter(p.teacher or "(none: no passage matched)" for p in pairs)
     versions = Counter(p.prompt_version for p in pairs)
     categories = Counter(p.category or "(none)" for p in pairs)
@@ -392,7 +411,7 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
         rows = [(fmt, f"`{Path(p).name}`", HOW_TO_LOAD[fmt]) for fmt, p in files.items()]
         parts += ["## Files", _table(rows, ("format", "file", "how to use it"))]
         if system:
-            parts.append(f"System prompt in the OpenAI file: \"{system}\"")
+            parts.append(f"System prompt in the OpenAI file: \"{fill_system(system, source)}\"")
     parts += ["## Source", source or "Not recorded: pass source=... to export_dataset."]
     parts += ["## Teacher", _table(sorted(teachers.items(), key=lambda x: -x[1]), ("model", "pairs")),
               "Prompt versions: " + ", ".join(f"`{v or '?'}` ({n})" for v, n in versions.items())]
@@ -415,7 +434,7 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
                 "describes record n of every file above.")
     parts += ["## Provenance", prov]
     parts += ["## Licence", f"Dataset licence: {licence or 'not chosen yet; pick one before you publish.'}",
-              licence_note or DEFAULT_LICENCE_NOTE]
+              licence_note or f"{source_licence} {TEACHER_TERMS_NOTE}".strip()]
     if person == len(pairs):
         limits = "Synthetic data: a person reviewed every pair, but answers can still be wrong or incomplete. "
     else:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .grounding import content_words
-from .tokens import missing_stems
+from .tokens import dialogue_share, missing_stems
 from .prompts import (NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, format_context,
                       prompt_sha)
 from .records import Instruction, Passage, append_jsonl, iter_jsonl
@@ -35,7 +35,6 @@ MIN_SPAN_WORDS = 3
 # A question that points at "the passage" means nothing to a reader (or a student model) who cannot see it.
 # "Who is Mr. Collins?": a small teacher asks it of any passage that names someone, and quotes a line that does not say.
 _WHO_IS = re.compile(r"^(who|what) (is|was) ((mr|mrs|miss|lady|sir|colonel)\.? )?[a-z]\w+( [a-z]\w+)?\?$", re.I)
-_DIALOGUE = re.compile(r"\u201c[^\u201d]*\u201d|\"[^\"]*\"")
 _DEICTIC = re.compile(r"\b(the|this|that|above|given|following) (passage|text|excerpt|extract|paragraph)\b", re.I)
 
 
@@ -55,12 +54,6 @@ class Dropped:
 
 def _unit(p: Passage) -> Any:
     return p.chapter if p.chapter is not None else p.source
-
-
-def dialogue_share(text: str) -> float:
-    """Share of the text's characters inside quotation marks: who-said-what is where a small teacher goes wrong."""
-    inside = sum(len(m) for m in _DIALOGUE.findall(text))
-    return inside / max(1, len(text))
 
 
 def sample_passages(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = MIN_PASSAGE_WORDS,
@@ -102,7 +95,7 @@ def where(p: Passage) -> str:
 
 
 def build_passage_prompt(passage: Passage, target: Target, types: Mapping[str, str] | Sequence[str] | None = None,
-                         prompt: str = PASSAGE_PROMPT, title: str = "Pride and Prejudice") -> str:
+                         prompt: str = PASSAGE_PROMPT, title: str = "the source") -> str:
     """Fill the passage prompt's {context} (the passage as Stage 3 shows it), {title}, {where}, {type}, {hint},
     {sentence}, {draft} and {answer}."""
     try:
@@ -208,7 +201,7 @@ def overlap_share(question: str, span: str) -> float:
 def questions_from_passage(teacher: Any, passage: Passage, n: int = 2, *,
                            types: Mapping[str, str] | Sequence[str] | None = None,
                            prompt: str = PASSAGE_PROMPT, system: str | None = PASSAGE_SYSTEM,
-                           title: str = "Pride and Prejudice", temperature: float = 0.0,
+                           title: str = "the source", temperature: float = 0.0,
                            max_tokens: int = 60, round_trip: bool = True,
                            round_trip_prompt: str = ROUND_TRIP_PROMPT) -> tuple[list[Instruction], list[Dropped]]:
     """One question for each of the passage's n best answer sentences; keep those that pass check_item and (round_trip)

@@ -149,11 +149,31 @@ def test_dataset_card_says_what_where_who_when_and_licence(tmp_path):
     funnel = pd.DataFrame({"step": ["generated", "dedup", "filters"], "removed": [0, 3, 2], "remaining": [10, 7, 5]})
     card = write_dataset_card(tmp_path / "README.md", pairs, source="an invented village chronicle",
                               counts={"generated": 10, "accepted": 4, "fixed": 1, "discarded": 5}, filters=funnel,
-                              licence="CC-BY-4.0", today=date(2026, 11, 29)).read_text()
+                              licence="CC-BY-4.0", source_licence="The chronicle is in the public domain.",
+                              today=date(2026, 11, 29)).read_text()
     for expected in ("5 instruction-answer pairs", "an invented village chronicle", "gpt-4o-mini",
                      "qwen2.5-coder-1.5b-instruct", "2026-11-29.1", "2026-11-29", "CC-BY-4.0", "public domain",
                      "| dedup | 3 | 7 |", "| discarded | 5 |", "| plot |", "Provenance", "Limitations"):
         assert expected in card, expected
+
+
+def test_the_system_prompt_title_and_licence_line_come_from_the_source(tmp_path):
+    pairs = [pair(i) for i in range(3)]
+    result = export_dataset(pairs, tmp_path / "a", ["openai"], source="The Lighthouse Chronicle (invented #7)")
+    chat = [json.loads(line) for line in result.files["openai"].read_text().splitlines()]
+    assert chat[0]["messages"][0]["content"] == ("You are an expert on The Lighthouse Chronicle. "
+                                                 "Answer accurately and concisely.")
+    card = result.card.read_text()
+    assert card.startswith("# Instructions about The Lighthouse Chronicle\n")
+    assert "Check the source's licence before you share this dataset." in card
+    # nothing given: neutral words, never a particular book
+    plain = export_dataset(pairs, tmp_path / "b", ["openai"]).card.read_text()
+    assert plain.startswith("# Instructions about the source\n") and "expert on the source." in plain
+    own = export_dataset(pairs, tmp_path / "c", ["openai"], system="Answer as {title} would {{braces}}.", title="Mine",
+                         source="Harbour notes", source_licence="CC0 source.").card.read_text()
+    assert own.startswith("# Mine\n") and "Answer as Harbour notes would {{braces}}." in own and "CC0 source." in own
+    bare = export_dataset(pairs, tmp_path / "d", ["openai"], system=None).files["openai"].read_text().splitlines()
+    assert [m["role"] for m in json.loads(bare[0])["messages"]] == ["user", "assistant"]  # None: no system prompt
 
 
 def test_the_cards_curation_table_adds_up_to_the_exported_pairs_when_refusals_are_left_out(tmp_path):

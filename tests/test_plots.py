@@ -62,8 +62,8 @@ def test_character_mentions_draws_the_counted_table(tmp_path):
     fig = plots.character_mentions(table)
     check(fig, tmp_path / "mentions.png")
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["Elizabeth", "Darcy"]  # most mentioned first
-    passages = [Passage("ch01-p001", "b.txt", "Lizzy laughed; Darcy did not.", 0, 29, 1),
-                Passage("ch02-p001", "b.txt", "Jane wrote to Elizabeth.", 29, 53, 2)]
+    passages = [Passage("ch01-p001", "b.txt", "Lizzy laughed, and Darcy did not; Elizabeth saw it.", 0, 50, 1),
+                Passage("ch02-p001", "b.txt", "A letter from Jane reached Elizabeth.", 50, 87, 2)]
     fig = plots.character_mentions(coverage.character_mentions(passages))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[0] == "Elizabeth" and {"Darcy", "Jane"} <= set(labels)
