@@ -78,10 +78,16 @@ class Usage:
     cost_usd: float = 0.0
     requests: int = 0  # HTTP requests sent, retries included
     retries: int = 0
+    seconds: float = 0.0  # the teacher's time: each live call's latency, or what a replayed call took when recorded
 
     def __str__(self) -> str:
         return (f"{self.calls} calls ({self.cached_calls} from cache), {self.prompt_tokens:,} prompt + "
                 f"{self.completion_tokens:,} completion tokens, about ${self.cost_usd:.4f}")
+
+
+def _timed(reply: Reply) -> dict:
+    """The usage a recording keeps: the tokens, and how long the call took (so a replay can report teacher time)."""
+    return {**reply.usage, "seconds": round(reply.latency_s, 2)}
 
 
 class CallError(TeacherError):
@@ -297,8 +303,9 @@ class Engine:
             entry = self.cache.get(key, request)
             if entry is not None:
                 self.replayed += self.config.mode == "classroom"
+                usage = dict(entry.get("usage") or {})
                 reply = self._account(Reply(entry["text"], request["model"], entry.get("finish_reason") or "",
-                                            dict(entry.get("usage") or {}), cached=True))
+                                            usage, cached=True, latency_s=float(usage.get("seconds") or 0.0)))
                 if accept is not None:
                     reply.data = accept(reply)  # a recorded reply is what it is: no second try
                 return reply
@@ -316,10 +323,10 @@ class Engine:
             # the reply that failed is recorded too (the last one, after any resends), so a replay fails it for
             # the same reason instead of "replay miss"
             if key is not None and getattr(e, "reply", None) is not None:
-                self.cache.put(key, request, e.reply.text, e.reply.finish_reason, e.reply.usage)
+                self.cache.put(key, request, e.reply.text, e.reply.finish_reason, _timed(e.reply))
             raise
         if key is not None:  # record mode
-            self.cache.put(key, request, reply.text, reply.finish_reason, reply.usage)
+            self.cache.put(key, request, reply.text, reply.finish_reason, _timed(reply))
         return reply
 
     async def _call(self, request: dict, accept: Callable[[Reply], Any] | None, resend: bool,
@@ -389,6 +396,7 @@ class Engine:
         u.prompt_tokens += int(reply.usage.get("prompt_tokens", 0))
         u.completion_tokens += int(reply.usage.get("completion_tokens", 0))
         u.cost_usd += reply.cost_usd
+        u.seconds += reply.latency_s
         return reply
 
     async def _live_engine(self, request: dict) -> "Engine":

@@ -11,7 +11,7 @@ from typing import Any
 from .batch import run_batch
 from .estimate import estimate_run
 from .factory import FactoryConfig, FactoryError, run_factory
-from .runs import failures_path, iter_instructions
+from .runs import failures_path, iter_instructions, read_recipe
 from .settings import MODES
 from .teacher import TeacherConfig, connect
 
@@ -32,9 +32,9 @@ def factory_main(argv: list[str] | None = None) -> int:
     p.add_argument("--tpm", type=float, help="tokens per minute budget")
     p.add_argument("--timeout", type=float, help="seconds per attempt")
     p.add_argument("--attempts", type=int, default=FactoryConfig.max_attempts)
-    p.add_argument("--k", type=int, default=FactoryConfig.k, help="passages per instruction")
-    p.add_argument("--max-tokens", type=int, default=FactoryConfig.max_tokens)
-    p.add_argument("--temperature", type=float, default=FactoryConfig.temperature)
+    p.add_argument("--k", type=int, help="passages per instruction (default: K from the run's notebook 3, else 3)")
+    p.add_argument("--max-tokens", type=int, help=f"default {FactoryConfig.max_tokens}")
+    p.add_argument("--temperature", type=float, help=f"default {FactoryConfig.temperature}")
     p.add_argument("--limit", type=int, help="only the first N instructions")
     p.add_argument("--retry-failures", action="store_true", help="try the items in the failures file again")
     p.add_argument("--drop-not-in-text", action="store_true", help="send 'not in the passages' answers to failures")
@@ -65,10 +65,14 @@ def factory_main(argv: list[str] | None = None) -> int:
     teacher: Any = TeacherConfig.from_env(args.teacher, **overrides) if args.estimate else None
     if teacher is None:
         teacher = connect(args.teacher, **overrides)
-    config = FactoryConfig(concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout_s=args.timeout,
+    recipe = read_recipe(run_dir)  # the prompts and K the run's notebooks used, so a student's edits run at scale
+    config = recipe.config(concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout_s=args.timeout,
                            max_attempts=args.attempts, k=args.k, max_tokens=args.max_tokens,
                            temperature=args.temperature, retry_failures=args.retry_failures,
                            keep_not_in_text=not args.drop_not_in_text, progress=not args.no_progress)
+    differ = [n for n in recipe.changed if n in ("RAG_PROMPT", "RAG_SYSTEM", "K")]
+    print(f"prompts and settings from {run_dir}: " + (f"{', '.join(differ)} differ from the kit's defaults"
+                                                       if differ else "the kit's defaults"), file=sys.stderr)
     out = Path(args.out or run_dir / "qa_pairs.jsonl")
     failures = failures_path(out, args.failures)
     items: Any = instructions_path

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .grounding import SUPPORT_THRESHOLD, sentence_support
+from .grounding import sentence_spans, sentence_support
 from .prompts import CLEAR_PROMPT, EVIDENCE_PROMPT, FAITHFUL_PROMPT, PASSAGE_SYSTEM, TASK_PROMPT, format_context
 from .records import Instruction, iter_jsonl
 from .task import Task, run_many
@@ -97,6 +97,18 @@ def _names(text: str, context: str, ignore: list[str]) -> list[str]:
     return [w for w in unknown_names(text, context, ignore=ignore) if w not in openers or w in inside]
 
 
+def whole_sentences(quote: str, text: str) -> str:
+    """The sentence or sentences of text that hold the quote (a small teacher often copies half a sentence, and
+    the half loses who did it); the quote's own words if it is not found as written."""
+    span = find_span(quote, text) or quote
+    flat = " ".join(text.split())
+    pos = flat.find(span)
+    if pos < 0:
+        return span
+    out = [flat[s:e] for s, e in sentence_spans(flat) if s < pos + len(span) and e > pos]
+    return " ".join(out) or span
+
+
 def _stem_runs(text: str, n: int = 4) -> set[tuple[str, ...]]:
     """Runs of n word stems ("acts, feels" meets "act, feel"): how an instruction that echoes its type is found."""
     w = [x.rstrip("s")[:4] for x in words(text)]
@@ -137,7 +149,7 @@ def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str]
     support = sentence_support(answer, texts)
     checks["support"] = round(min((s.score for s in support), default=0.0), 3)
     checks["answer_names"] = _names(answer, " ".join(texts) + " " + instruction, ignore)
-    echo = _stem_runs(instruction) & _stem_runs(f"{job.type.asks} {re.sub(r'<[^>]*>', ' | ', job.type.pattern)}")
+    echo = _stem_runs(instruction) & _stem_runs(f"{job.type.asks} | {job.type.good_answer}")  # the shape may be kept
     points = _DEICTIC.search(answer)
     reason = ""
     if not checks["evidence"]:
@@ -170,7 +182,8 @@ def write_one(teacher: Any, job: Job, *, title: str, pick: Task = PICK, write: T
     each = " Take one sentence from each passage." if len(job.passages) > 1 else ""
     quotes = [str(q) for q in pick.one(teacher, context=context, title=title, type=t.name, asks=t.asks,
                                       each=each).get("evidence") or []]
-    found = [f for q in quotes if (f := next((s for p in job.passages if (s := find_span(q, p.text))), None))]
+    found = list(dict.fromkeys(f for q in quotes if (f := next((whole_sentences(q, p.text) for p in job.passages
+                                                                if find_span(q, p.text)), None))))
     if not found:
         return [], [{"job": job.id, "type": t.name, "instruction": "", "answer": "", "evidence": quotes,
                      "reason": "evidence: the quotes are not in the passages", "checks": {"evidence": False}}]

@@ -84,6 +84,29 @@ def record_prompts(run: Path, stage: int, **texts: str) -> dict:
     return saved
 
 
+def record_settings(run: Path, stage: int, defaults: dict[str, Any], **values: Any) -> dict:
+    """Write the settings this stage ran with (K, say) to RUN_DIR/settings.json, marking those that differ from
+    `defaults`, so Stage 5 and the grader run with what the student chose."""
+    path = Path(run) / "settings.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for name, value in values.items():
+        saved[name] = {"stage": stage, "value": value, "changed": name in defaults and value != defaults[name]}
+    path.write_text(json.dumps(saved, indent=1), encoding="utf-8")
+    return saved
+
+
+def record_usage(run: Path, stage: int, usage) -> dict:
+    """Add this stage's teacher usage (calls, tokens, seconds of teacher time) to RUN_DIR/usage.json, whose "seconds"
+    is the run's total: what bench/bench_dataset.py divides by the kept pairs."""
+    path = Path(run) / "usage.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    saved[str(stage)] = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
+                         "completion_tokens": usage.completion_tokens, "seconds": round(usage.seconds, 1)}
+    saved["seconds"] = round(sum(v["seconds"] for k, v in saved.items() if k.isdigit()), 1)
+    path.write_text(json.dumps(saved, indent=1), encoding="utf-8")
+    return saved
+
+
 def check(**counts) -> None:
     """Print the one line a grader reads: `CHECK {json}` with this stage's counts."""
     print("CHECK " + json.dumps(counts, sort_keys=True))

@@ -55,6 +55,43 @@ class FactoryConfig:
                 raise FactoryError(f"{name}={value}: give a positive budget, or None for no limit")
 
 
+@dataclass
+class Recipe:
+    """What a run's notebooks used, read back for Stage 5: the prompt texts a student edited (RUN_DIR/prompts.json)
+    and the settings they chose (RUN_DIR/settings.json). Anything the run lacks is the kit's default."""
+
+    prompts: dict[str, str]
+    settings: dict[str, Any]
+    changed: list[str]  # prompts and settings that differ from the kit's defaults
+
+    def prompt(self, name: str, default: str) -> str:
+        return self.prompts.get(name, default)
+
+    def config(self, **overrides: Any) -> "FactoryConfig":
+        """The factory settings this run's Stage 3 used (prompt, system prompt, K), then the overrides given."""
+        base = {"prompt": self.prompt("RAG_PROMPT", RAG_PROMPT), "system": self.prompt("RAG_SYSTEM", RAG_SYSTEM)}
+        if "K" in self.settings:
+            base["k"] = int(self.settings["K"])
+        return FactoryConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def read_recipe(run_dir: str | Path) -> Recipe:
+    """The run's prompts and settings (see Recipe); an unreadable file is an error that names it."""
+    run_dir = Path(run_dir)
+    found: list[dict] = []
+    for name in ("prompts.json", "settings.json"):
+        path = run_dir / name
+        try:
+            found.append(json.loads(path.read_text(encoding="utf-8")) if path.exists() else {})
+        except ValueError as e:
+            raise FactoryError(f"{path} is not valid JSON ({e}): fix it, or delete it to use the kit's defaults") from None
+    prompts = {k: v["text"] for k, v in found[0].items() if isinstance(v, dict) and "text" in v}
+    changed = [k for k, v in found[0].items() if isinstance(v, dict) and v.get("changed")]
+    settings = {k: v["value"] for k, v in found[1].items() if isinstance(v, dict) and "value" in v}
+    changed += [k for k, v in found[1].items() if isinstance(v, dict) and v.get("changed")]
+    return Recipe(prompts, settings, changed)
+
+
 def iter_instructions(source: str | Path | Iterable[Instruction | dict]) -> Iterator[Instruction]:
     """Instructions one at a time, from a JSONL file or any iterable, without reading everything first."""
     if not isinstance(source, (str, Path)):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from .records import Passage
-from .tokens import search_words
+from .tokens import dialogue_share, search_words
 
 
 class TaxonomyError(ValueError):
@@ -125,9 +125,11 @@ def unit(p: Passage) -> Any:
 MIN_WORDS = 60  # a shorter passage (a signature, one line of dialogue, a heading and a link) rarely holds a task
 
 
-def sample(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = MIN_WORDS) -> list[Passage]:
+def sample(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = MIN_WORDS,
+           max_dialogue: float = 0.5) -> list[Passage]:
     """n passages spread over every chapter or document: round-robin over the units in reading order, a random
-    passage of each, so no unit gets a second passage before every unit has one. Deterministic."""
+    passage of each, so no unit gets a second passage before every unit has one; within a unit, passages with more
+    than max_dialogue of their text in quotation marks only when it has no other. Deterministic."""
     rng = random.Random(seed)
     by_unit: dict[Any, list[Passage]] = {}
     for p in passages:
@@ -138,6 +140,7 @@ def sample(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = 
                             "or pass min_words= a smaller number")
     for pool in by_unit.values():
         rng.shuffle(pool)
+        pool.sort(key=lambda p: dialogue_share(p.text) <= max_dialogue)  # popped from the end: narration first
     chosen: list[Passage] = []
     while len(chosen) < n and any(by_unit.values()):
         for pool in by_unit.values():

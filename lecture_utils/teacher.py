@@ -170,11 +170,11 @@ class Teacher:
 
     def run(self, coroutine: Any) -> Any:
         """Run a coroutine on the teacher's event loop and return its result (qa.answer_item on one item, say).
-        A failed call is raised as a plain TeacherError: that is the name a notebook shows."""
+        A failed call raises engine.CallError (a TeacherError) with its reason kept as `.reason`."""
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
         except CallError as e:
-            raise TeacherError(str(e)) from None
+            raise e.with_traceback(None) from None
 
     # the engine's state, read through: config, usage (calls, tokens, cost), cache, client (None on replay), and in
     # classroom mode how many answers were replayed and how many came from the live teacher
@@ -269,7 +269,7 @@ def connect(mode: str | None = None, **overrides: Any) -> Teacher:
     return Teacher(resolve(mode, **overrides))
 
 
-def check(mode: str | None = None, prompt: str = "In one sentence: who wrote Pride and Prejudice?",
+def check(mode: str | None = None, prompt: str = "In one sentence: what is an instruction dataset?",
           **overrides: Any) -> dict:
     """One real round trip to the configured teacher (the CLI's `teacher check`): where, which model, the reply."""
     if (mode or overrides.get("mode")) != "replay":

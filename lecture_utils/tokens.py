@@ -99,3 +99,12 @@ def copied_run(answer: str, source_runs: set[tuple[str, ...]], n: int = COPY_RUN
 def _ordered_runs(text: str, n: int) -> list[tuple[str, ...]]:
     w = words(text, fold_accents=True, drop_apostrophes=True)
     return [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
+
+
+_DIALOGUE = re.compile(r"\u201c[^\u201d]*\u201d|\"[^\"]*\"")
+
+
+def dialogue_share(text: str) -> float:
+    """Share of the text's characters inside quotation marks: who-said-what is where a small teacher goes wrong."""
+    inside = sum(len(m) for m in _DIALOGUE.findall(text))
+    return inside / max(1, len(text))

@@ -304,7 +304,7 @@ def test_an_unrecorded_prompt_goes_to_the_live_teacher_or_needs_one(tmp_path, mo
     assert row["reason"].startswith("needs a live teacher in 01_gather_knowledge.ipynb cell 2 "
                                     "(prompts changed: 01:MY_PROMPT): the prompt \"Which sister")
     assert "teacher install" in row["reason"]
-    assert row["error"].startswith("TeacherError: needs a live teacher:")
+    assert row["error"].startswith("CallError: needs a live teacher:")  # a TeacherError that keeps its reason
     assert "needs a live teacher" in (out.parent / "report.html").read_text()
 
 
