@@ -274,7 +274,8 @@ def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequen
                    sharegpt_system: bool = False, title: str | None = None,
                    source: str = "", counts: Mapping[str, int] | None = None, filters: Any = None,
                    licence: str | None = None, licence_note: str | None = None, notes: str = "",
-                   refusals: bool = False, source_licence: str = DEFAULT_SOURCE_LICENCE) -> ExportResult:
+                   refusals: bool = False, source_licence: str = DEFAULT_SOURCE_LICENCE,
+                   figures: Mapping[str, Any] | None = None) -> ExportResult:
     """Write the pairs in each format to out_dir, validate every file as written, and put README.md (the dataset
     card) beside them. provenance_mode: "file" (side files), "field" (a 'provenance' key in Alpaca and ShareGPT
     records) or "none". `system` is the system prompt for the OpenAI file (and ShareGPT if sharegpt_system); its
@@ -333,7 +334,7 @@ def export_dataset(pairs: Iterable[QAPair], out_dir: str | Path, formats: Sequen
     write_dataset_card(result.card, pairs, files=result.files, provenance_file=result.provenance,
                        provenance_mode=provenance_mode, title=title, source=source, counts=counts, filters=filters,
                        system=system, licence=licence, licence_note=licence_note, notes=notes,
-                       warnings=result.warnings, source_licence=source_licence)
+                       warnings=result.warnings, source_licence=source_licence, figures=figures)
     return result
 
 
@@ -376,7 +377,7 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
                        counts: Mapping[str, int] | None = None, filters: Any = None, system: str | None = None,
                        licence: str | None = None, licence_note: str | None = None, notes: str = "",
                        warnings: Sequence[str] = (), today: date | None = None,
-                       source_licence: str = DEFAULT_SOURCE_LICENCE) -> Path:
+                       source_licence: str = DEFAULT_SOURCE_LICENCE, figures: Mapping[str, Any] | None = None) -> Path:
     """A markdown dataset card: what is in the files, where it came from, how it was filtered, and the licence.
     `title` defaults to "Instructions about <the source's title>"; `licence_note` replaces both the line on the
     source's licence (`source_licence`) and the note on the teacher's terms."""
@@ -420,6 +421,9 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
         parts.append(_table(list(counts.items()), ("step", "pairs")))
     parts.append(_filters_markdown(filters))
     parts += ["## Categories", _table(sorted(categories.items(), key=lambda x: -x[1]), ("category", "pairs"))]
+    if figures:  # quality.figures: the lecture's three qualities, measured on the pairs exported
+        rows = [(k.replace("_", " "), v) for k, v in figures.items() if k != "types" and v is not None]
+        parts += ["## Diversity, grounding and copying (measured)", _table(rows, ("figure", "value"))]
     if provenance_mode == "none":
         prov = "Provenance was not exported."
     elif provenance_mode == "field":

@@ -131,9 +131,25 @@ def _texts(job: Job) -> list[str]:
     return [p.text for p in job.passages]
 
 
+_SAYS = re.compile(r"^(?:according to the (?:passages?|text),?\s*|(?:the|this) (?:passages?|text|excerpt) "
+                   r"(?:states?|says?|mentions?|describes?|tells? us|shows?)(?: that)?[,:]?\s*)", re.I)
+_IN_PASSAGE = re.compile(r",?\s+(?:in|according to|as described in) the (?:passages?|text|excerpt)(?=\?|\.$|$)", re.I)
+
+
+def tidy(instruction: str, answer: str) -> tuple[str, str]:
+    """Take out the words a small teacher adds about its passage ("The passage states that ...", "... in the
+    passage?"), which mean nothing to a reader who never saw it; the rest is left as written."""
+    instruction = _IN_PASSAGE.sub("", " ".join(instruction.split()))
+    answer = " ".join(answer.split())
+    bare = _SAYS.sub("", answer)
+    if bare != answer and bare:
+        answer = bare[0].upper() + bare[1:]
+    return instruction, answer
+
+
 def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str], title: str = "") -> Written:
     """The checks that need no teacher, in order; the first that fails is the reason."""
-    instruction, answer = " ".join(instruction.split()), " ".join(answer.split())
+    instruction, answer = tidy(instruction, answer)
     texts = _texts(job)
     checks: dict[str, Any] = {}
     # every passage must lend a quote; a quote found nowhere is left out (only verbatim words are kept as evidence)

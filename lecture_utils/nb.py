@@ -107,6 +107,12 @@ def record_usage(run: Path, stage: int, usage) -> dict:
     return saved
 
 
+def teacher_seconds(run: Path) -> float | None:
+    """The run's teacher time so far (RUN_DIR/usage.json, see record_usage), or None before any stage recorded it."""
+    path = Path(run) / "usage.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("seconds") if path.exists() else None
+
+
 def check(**counts) -> None:
     """Print the one line a grader reads: `CHECK {json}` with this stage's counts."""
     print("CHECK " + json.dumps(counts, sort_keys=True))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap, PowerNorm, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .prompts import CATEGORIES
 
@@ -178,6 +178,29 @@ def yield_by_type(asked: Sequence[str], kept: Sequence[str]) -> Figure:
     ax.set_xlim(0, max(list(asked_n.values()) + [1]) * 1.2)
     ax.legend(loc="lower right")
     _counts_axis(ax.xaxis)
+    return fig
+
+
+def dataset_qualities(figures: dict) -> Figure:
+    """Task-type shares of a dataset (quality.figures), with the lines a balanced dataset stays between, and its
+    "who" and copying shares in the title."""
+    types = figures.get("types") or {}
+    order = list(types)
+    fig, ax = plt.subplots(figsize=WIDE, layout="constrained")
+    ax.set_title(f"What kinds of task? {figures['pairs']} pairs: \"who\" lookups {figures['who_share']:.0%}, answers "
+                 f"copying 12+ words of the source {figures['copied_share']:.0%}")
+    y = np.arange(len(order))
+    ax.barh(y, [types[t] for t in order], color="#4c72b0")
+    ax.set_yticks(y, [_wrap(t, 30) for t in order])
+    ax.invert_yaxis()
+    for yi, t in zip(y, order):
+        ax.text(types[t], yi, f" {types[t]:.0%}", va="center", fontsize=10, color="0.15")
+    ax.axvline(0.08, color="0.5", linestyle=":", label="8%: a type worth teaching")
+    ax.axvline(0.30, color="#c44e52", linestyle="--", label="30%: no type above this")
+    ax.set_xlim(0, max(list(types.values()) + [0.35]) * 1.15)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("share of the pairs")
+    ax.legend(loc="lower right")
     return fig
 
 

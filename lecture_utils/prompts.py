@@ -79,7 +79,7 @@ Rules:
   write "the passage", "the text", "the evidence" or "the story", and never "he", "she" or "they" for someone the
   instruction has not named.
 - The answer uses only facts the evidence and the passages state, in your own words (one to four sentences). If
-  you repeat their words, put them in quotation marks.
+  you repeat their words, put them in quotation marks. State the facts directly: never begin with "The passage".
 
 Reply with JSON only: {{"instruction": "...", "answer": "..."}}"""
 

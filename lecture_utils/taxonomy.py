@@ -35,7 +35,7 @@ class TaskType:
 
 # For stories: novels, memoirs, histories. Each asks something a reader of the whole book would want to know.
 NOVEL = [
-    TaskType("explain why", "asks why a named person acts, feels or decides as they do.",
+    TaskType("explain why", "asks the reason behind something a named person does or feels.",
              "gives the reason the passages give, and the event it explains.",
              "Why does <person> <do what they do>?"),
     TaskType("character", "asks what a named person is like, as their words and actions show it.",
@@ -56,8 +56,8 @@ NOVEL = [
     TaskType("recall a fact", "asks for a concrete fact: who, what, where, when or how much.",
              "states the fact in a full sentence, with the situation it belongs to.",
              "Where/When/How much/What <question about a named person or event>?"),
-    TaskType("setting and society", "asks about a place, a custom, money, rank or manners, and what it means for "
-             "the people.", "explains the place or custom and its effect on the people.",
+    TaskType("setting and society", "asks about a place, a custom, money, rank or manners in the story, and what it "
+             "means to a named person.", "explains the place or custom and its effect on that person.",
              "What does <place or custom> mean for <person>?"),
 ]
 
