@@ -111,7 +111,7 @@ def test_checks_keep_a_true_task_in_own_words_and_say_why_they_drop_the_others()
     not_there = grounded.check_written(job(), "Why does Marlow keep the lamp burning?", "Marlow loves the sea.",
                                        ["he loved the sea more than anything"])
     assert not_there.reason.startswith("evidence")
-    echo = grounded.check_written(job(), "Why does Captain Marlow act, feel or decide as he does?",
+    echo = grounded.check_written(job(), "What is the reason behind something Captain Marlow does or feels?",
                                   "Marlow keeps the lamp burning for three nights.", ["kept the lamp burning"])
     assert "task description" in echo.reason
 
