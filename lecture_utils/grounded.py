@@ -9,9 +9,11 @@ What a kept task has passed (each result is stored in its `checks`):
   evidence   every quote is found in its passages (the passage's own words replace a quote with a word changed)
   stands     the instruction names what it is about: no "he", "this scene", "the passage" pointing at nothing
   names      it names no one the passages do not mention (a premise the passages cannot support)
-  copies     the answer holds no run of 12 words of the passages outside quotation marks
+  copies     the answer holds no run of 12 words of the passages outside quotation marks (a copying answer is
+             asked for once more in the teacher's own words)
   support    each answer sentence shares most of its content words with one passage (claim by claim)
   faithful   the teacher, shown the passages, says every claim is stated there and the task is answered
+  claims     each answer sentence, shown with the evidence sentences only, is one they state (a call per sentence)
   clear      a fresh call that sees only the instruction says it is clear on its own
   unique     its evidence is not evidence another kept task already used (one sentence, one pair)
 """
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .grounding import sentence_spans, sentence_support
-from .prompts import CLEAR_PROMPT, EVIDENCE_PROMPT, FAITHFUL_PROMPT, PASSAGE_SYSTEM, TASK_PROMPT, format_context
+from .grounding import sentence_spans, sentence_support, split_sentences
+from .prompts import (CLAIM_PROMPT, CLEAR_PROMPT, EVIDENCE_PROMPT, FAITHFUL_PROMPT, PASSAGE_SYSTEM, REPHRASE_PROMPT,
+                      TASK_PROMPT, format_context)
 from .records import Instruction, iter_jsonl
 from .task import Task, run_many
 from .taxonomy import Job
@@ -46,6 +49,9 @@ TASK_SCHEMA = {
 PICK = Task("pick evidence", EVIDENCE_PROMPT, EVIDENCE_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=200)
 WRITE = Task("write task", TASK_PROMPT, TASK_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=300)
 FAITHFUL = Task("faithful", FAITHFUL_PROMPT, VERDICT_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=12, attempts=1)
+REPHRASE = Task("rephrase", REPHRASE_PROMPT, {"type": "object", "properties": {"answer": {"type": "string", "minLength": 12}},
+                                              "required": ["answer"]}, system=None, max_tokens=250, attempts=1)
+CLAIM = Task("claim", CLAIM_PROMPT, VERDICT_SCHEMA, system=None, max_tokens=12, attempts=1)
 CLEAR = Task("clear", CLEAR_PROMPT, VERDICT_SCHEMA, system=None, max_tokens=12, attempts=1)
 
 SUPPORT_MIN = 0.4  # own words share fewer words with the text than a copy does; a made-up sentence scores ~0.2
@@ -56,6 +62,8 @@ _DEICTIC = re.compile(r"\b(the|this|that|these|those|above|given|following|provi
 _BACK = re.compile(r"\b(the former|the latter|aforementioned|mentioned above|described above|in question|as above)\b",
                    re.I)
 _THIS_NOUN = re.compile(r"\b([Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+([a-z]+)\b")
+_NOT_NOUNS = frozenset("""he she it they we you i his her their its the a an is was are were be been to of in on at by
+for with and or but not no had has have did does do would could should will can may might must as so""".split())
 _PERSONAL = re.compile(r"\b(he|she|him|his|her|hers|they|them|their|it|its)\b", re.I)
 _OPENING_PRONOUN = re.compile(r"^(he|she|it|they|this|that|these|those|his|her|its|their)\b", re.I)
 _CODE = re.compile(r"`[^`]+`|\b\w+\(\)|\b\w+[._]\w+\b|--?[a-z][\w-]+")
@@ -76,7 +84,7 @@ def stands_alone(instruction: str) -> str:
         return f'it opens with "{text.split()[0]}" for something it never names'
     for m in _THIS_NOUN.finditer(text):
         noun = m.group(2).lower()
-        if noun not in {"is", "was", "the", "a", "an", "to", "of", "in"} and noun[:5] not in normalize(text[:m.start()]):
+        if noun not in _NOT_NOUNS and noun[:5] not in normalize(text[:m.start()]):
             return f'"{m.group(0)}" points at something the instruction never names'
     pronoun = _PERSONAL.search(text)
     if pronoun and pronoun.group(1).lower() not in {"it", "its"}:
@@ -140,11 +148,13 @@ def tidy(instruction: str, answer: str) -> tuple[str, str]:
     """Take out the words a small teacher adds about its passage ("The passage states that ...", "... in the
     passage?"), which mean nothing to a reader who never saw it; the rest is left as written."""
     instruction = _IN_PASSAGE.sub("", " ".join(instruction.split()))
-    answer = " ".join(answer.split())
-    bare = _SAYS.sub("", answer)
-    if bare != answer and bare:
-        answer = bare[0].upper() + bare[1:]
-    return instruction, answer
+    kept = []
+    for sentence in split_sentences(" ".join(answer.split())):
+        bare = _SAYS.sub("", sentence)
+        if bare != sentence and kept and bare[:1] in "\"'\u201c\u2018":
+            continue  # "... The passage states that 'quote'.": the quote again, as proof; the answer came before it
+        kept.append(bare[:1].upper() + bare[1:])
+    return instruction, " ".join(s for s in kept if s)
 
 
 def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str], title: str = "") -> Written:
@@ -190,7 +200,8 @@ def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str]
 
 
 def write_one(teacher: Any, job: Job, *, title: str, pick: Task = PICK, write: Task = WRITE, faithful: Task = FAITHFUL,
-              clear: Task = CLEAR, used_evidence: list[str] | None = None) -> tuple[list[Instruction], list[dict]]:
+              claim: Task = CLAIM, clear: Task = CLEAR, rephrase: Task = REPHRASE,
+              used_evidence: list[str] | None = None) -> tuple[list[Instruction], list[dict]]:
     """Write one task for a job and check it: ([the Instruction], []) when kept, ([], [the drop]) when not. The calls
     about a passage come one after another, passages first, so a llama.cpp server reads the passages once."""
     context = format_context(job.passages, max_chars=10_000)
@@ -206,6 +217,10 @@ def write_one(teacher: Any, job: Job, *, title: str, pick: Task = PICK, write: T
     data = write.one(teacher, context=context, evidence=" ".join(f'"{q}"' for q in found), title=title, type=t.name,
                      asks=t.asks, good_answer=t.good_answer, pattern=t.pattern or "(any clear question or request)")
     w = check_written(job, str(data.get("instruction") or ""), str(data.get("answer") or ""), quotes, title)
+    if w.checks.get("copies") and w.reason.startswith("answer copies"):  # one chance to say it in its own words
+        again = str(rephrase.one(teacher, answer=w.answer).get("answer") or "")
+        w = check_written(job, w.instruction, again, quotes, title)
+        w.checks["rephrased"] = True
     if not w.reason and used_evidence is not None:
         same = next((u for u in used_evidence for e in w.evidence if overlap(e, u) >= SAME_EVIDENCE), "")
         w.checks["unique"] = not same
@@ -216,6 +231,12 @@ def write_one(teacher: Any, job: Job, *, title: str, pick: Task = PICK, write: T
                                                 answer=w.answer).get("verdict"))
         if w.checks["faithful"] != "YES":
             w.reason = "the teacher, shown the passages, says the answer is not stated there (faithful: NO)"
+    if not w.reason:  # claim by claim, against the evidence sentences only
+        sentences = "\n".join(f"- {e}" for e in found)
+        verdicts = [str(claim.one(teacher, evidence=sentences, claim=c).get("verdict")) for c in split_sentences(w.answer)]
+        w.checks["claims"] = f"{verdicts.count('YES')}/{len(verdicts)}"
+        if "NO" in verdicts or not verdicts:
+            w.reason = f"a claim of the answer is not stated by its evidence (claims: {w.checks['claims']} YES)"
     if not w.reason:
         w.checks["clear"] = str(clear.one(teacher, title=title, instruction=w.instruction).get("verdict"))
         if w.checks["clear"] != "YES":
@@ -238,16 +259,16 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def generate(teacher: Any, jobs: Sequence[Job], out: str | Path, *, title: str, pick: Task = PICK,
-             write: Task = WRITE, faithful: Task = FAITHFUL, clear: Task = CLEAR, progress: Callable | None = None):
+def generate(teacher: Any, jobs: Sequence[Job], out: str | Path, *, title: str, progress: Callable | None = None,
+             **tasks: Task):
     """write_one over many jobs, each result appended to `out` (kept) or its drops file the moment it exists.
-    Resumable: a job already in either file is not asked again."""
+    Resumable: a job already in either file is not asked again. `tasks` replace write_one's default Tasks (a
+    student's edited prompts: pick=PICK.edited(...), write=WRITE.edited(...))."""
     out = Path(out)
     used = [e for r in iter_jsonl(out) for e in r.get("evidence", [])] if out.exists() else []
 
     def work(job: Job):
-        kept, dropped = write_one(teacher, job, title=title, pick=pick, write=write, faithful=faithful,
-                                  clear=clear, used_evidence=used)
+        kept, dropped = write_one(teacher, job, title=title, used_evidence=used, **tasks)
         return [dict(_record(k), job=job.id) for k in kept], dropped
 
     return run_many(list(jobs), lambda j: j.id, work, out, drops_path(out), progress=progress)

@@ -75,6 +75,7 @@ Write one task of the type "{type}" about {title}, built on the evidence above. 
 {good_answer} Shape of the instruction: {pattern} (fill in the <slots> with the names and events of the evidence).
 
 Rules:
+- If the passages are told by "I", call that person "the narrator" unless the passages give the name.
 - The instruction names who and what it is about; someone who never saw the passages must understand it. Never
   write "the passage", "the text", "the evidence" or "the story", and never "he", "she" or "they" for someone the
   instruction has not named.
@@ -82,6 +83,26 @@ Rules:
   you repeat their words, put them in quotation marks. State the facts directly: never begin with "The passage".
 
 Reply with JSON only: {{"instruction": "...", "answer": "..."}}"""
+
+# Claim by claim: a short call per answer sentence, shown only the evidence sentences. A small model misses a wrong
+# detail in a long answer against a whole passage, and catches it in one sentence against two.
+CLAIM_PROMPT = """Sentences from the source:
+{evidence}
+
+Claim: {claim}
+
+Do the sentences above state this claim, or does it follow from them directly? Say NO if the claim adds a
+detail, a reason or a feeling they do not give, or mixes up who did what; otherwise say YES.
+
+Reply with JSON only: {{"verdict": "YES"}} or {{"verdict": "NO"}}"""
+
+# An answer that copies a run of the source gets one chance to say it in the teacher's own words.
+REPHRASE_PROMPT = """This answer repeats its source word for word:
+{answer}
+
+Rewrite it in your own words, in one to four plain sentences. Keep every fact and every name, and add nothing.
+
+Reply with JSON only: {{"answer": "..."}}"""
 
 # A fresh call that sees only the instruction: could someone who never saw the passage tell what is asked?
 CLEAR_PROMPT = """Here is a request that a user sends to an assistant that knows {title} well. The user has no

@@ -327,18 +327,22 @@ def answer_without_context(teacher: Any, instruction: Instruction | str, prompt:
     return reply.data["answer"].strip()
 
 
-def spread(instructions: Sequence[Instruction], n: int) -> list[Instruction]:
+def spread(instructions: Sequence[Instruction], n: int, tasks: int = 0) -> list[Instruction]:
     """n instructions for a first look, in the list's order: passage-first questions picked by a hash of their id,
-    one negative ("not in the text") and two human seeds when there are any (broad questions from memory, to set
-    beside the narrow ones written from a passage).
+    one negative ("not in the text"), two human seeds when there are any (broad questions from memory, to set
+    beside the narrow ones written from a passage) and `tasks` tasks of the taxonomy (see grounded.py), also by hash.
 
     The hash makes the pick a fair sample that stays put: adding or removing other instructions (a longer Stage 2
     run) does not change which of the old ones are picked, so decisions made on them stay valid."""
+    def by_hash(items: list[Instruction], k: int) -> list[Instruction]:
+        return sorted(items, key=lambda i: hashlib.sha1(i.id.encode("utf-8")).hexdigest())[:max(0, k)]
+
     negative = [i for i in instructions if i.category == NOT_IN_TEXT_TYPE][:1]
     seed = [i for i in instructions if i.origin == "seed"][:2]
-    rest = [i for i in instructions if i not in negative and i not in seed and i.category != NOT_IN_TEXT_TYPE]
+    typed = by_hash([i for i in instructions if i.origin == "task"], tasks)
+    rest = [i for i in instructions if i not in negative and i not in seed and i.category != NOT_IN_TEXT_TYPE
+            and i.origin != "task"]
     rest = [i for i in rest if i.origin == "passage"] or rest
-    want = max(0, n - len(negative) - len(seed))
-    picked = sorted(rest, key=lambda i: hashlib.sha1(i.id.encode("utf-8")).hexdigest())[:want]
-    chosen = {id(i) for i in picked + negative + seed}
+    picked = by_hash(rest, n - len(negative) - len(seed) - len(typed))
+    chosen = {id(i) for i in picked + negative + seed + typed}
     return [i for i in instructions if id(i) in chosen][:n]

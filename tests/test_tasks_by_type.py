@@ -138,7 +138,7 @@ def test_generate_keeps_checked_tasks_resumes_and_records_what_it_dropped(fake_o
         reply_json({"instruction": "Why does Mr. Penhale send Captain Marlow oil for nothing?",
                     "answer": "Penhale gives Marlow the oil free because Marlow kept the lamp lit for three nights "
                               "during the storm."}),
-        reply_json({"verdict": "YES"}), reply_json({"verdict": "YES"}),
+        reply_json({"verdict": "YES"}), reply_json({"verdict": "YES"}), reply_json({"verdict": "YES"}),
         reply_json({"evidence": ["The default is three."]}),
         reply_json({"instruction": "What does the passage say about retries?", "answer": "The default is three."}),
     )
@@ -150,7 +150,7 @@ def test_generate_keeps_checked_tasks_resumes_and_records_what_it_dropped(fake_o
     kept, dropped = grounded.load(out)
     assert kept[0].category == "explain why" and kept[0].origin == "task" and kept[0].passage_id == "ch01-p001"
     assert kept[0].evidence == ["Penhale sent him oil for nothing."] and kept[0].reference.startswith("Penhale gives")
-    assert kept[0].checks["faithful"] == "YES" and kept[0].checks["clear"] == "YES"
+    assert kept[0].checks["faithful"] == "YES" and kept[0].checks["clear"] == "YES" and kept[0].checks["claims"] == "1/1"
     assert "the passage" in dropped[0]["reason"]
     sent = fake_openai.chat_requests[0].body["messages"][-1]["content"]
     assert sent.startswith("Passages from the source:\n[ch01-p001]") and "The Lighthouse" in sent
@@ -178,6 +178,22 @@ def test_a_no_verdict_drops_the_task_and_an_invalid_reply_is_a_failure_not_a_cra
         "no valid reply: pick evidence: no valid JSON for the schema after 1 tries from fake-model: "
         "Expecting value: line 1 column 1"][:1] + [dropped[1]["reason"].split(" (")[0]]
     assert dropped[1]["reason"].startswith("no valid reply")
+    teacher.close()
+
+
+def test_each_claim_of_the_answer_is_checked_against_the_evidence_alone(fake_openai, tmp_path):
+    fake_openai.enqueue(
+        reply_json({"evidence": ["Penhale sent him oil for nothing"]}),
+        reply_json({"instruction": "Why does Mr. Penhale send Captain Marlow oil for nothing?",
+                    "answer": "Marlow kept the lamp lit for three nights. Penhale felt guilty about the quarrel."}),
+        reply_json({"verdict": "YES"}), reply_json({"verdict": "YES"}), reply_json({"verdict": "NO"}),
+    )
+    teacher = teacher_for(fake_openai)
+    kept, dropped = grounded.write_one(teacher, job("explain why"), title="The Lighthouse")
+    assert not kept and "claims: 1/2 YES" in dropped[0]["reason"]
+    claims = [r.body["messages"][-1]["content"] for r in fake_openai.chat_requests if "Claim:" in str(r.body)]
+    assert len(claims) == 2 and "Penhale felt guilty" in claims[1] and "[ch01-p001]" not in claims[1]
+    assert "Penhale sent him oil for nothing." in claims[1]  # the evidence, as a whole sentence, not the passage
     teacher.close()
 
 
