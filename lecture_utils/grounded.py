@@ -62,6 +62,14 @@ _DEICTIC = re.compile(r"\b(the|this|that|these|those|above|given|following|provi
 _BACK = re.compile(r"\b(the former|the latter|aforementioned|mentioned above|described above|in question|as above)\b",
                    re.I)
 _THIS_NOUN = re.compile(r"\b([Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+([a-z]+)\b")
+# "Mrs. Bennet" where the passage has only "Mr. Bennet": a small teacher swaps titles, and the surname check passes it
+_TITLED = re.compile(r"\b(?:Mr|Mrs|Miss|Ms|Dr|Lady|Lord|Sir|Captain|Colonel|Doctor|Squire)\.? [A-Z][a-z]+")
+
+
+def _undotted(text: str) -> str:
+    return text.replace(".", "")
+
+
 _NOT_NOUNS = frozenset("""he she it they we you i his her their its the a an is was are were be been to of in on at by
 for with and or but not no had has have did does do would could should will can may might must as so""".split())
 _PERSONAL = re.compile(r"\b(he|she|him|his|her|hers|they|them|their|it|its)\b", re.I)
@@ -175,6 +183,8 @@ def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str]
     support = sentence_support(answer, texts)
     checks["support"] = round(min((s.score for s in support), default=0.0), 3)
     checks["answer_names"] = _names(answer, " ".join(texts) + " " + instruction, ignore)
+    checks["titles"] = [t for t in dict.fromkeys(_TITLED.findall(f"{instruction} {answer}"))
+                        if _undotted(t) not in {_undotted(x) for x in _TITLED.findall(" ".join(texts))}]
     echo = _stem_runs(instruction) & _stem_runs(f"{job.type.asks} | {job.type.good_answer}")  # the shape may be kept
     points = _DEICTIC.search(answer)
     reason = ""
@@ -192,6 +202,8 @@ def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str]
         reason = f'the answer points at "{points.group(0)}", which a reader of the answer cannot see'
     elif checks["copies"]:
         reason = f'answer copies the source: "{checks["copies"]}"'
+    elif checks["titles"]:
+        reason = f"{', '.join(checks['titles'])}: the passages never call anyone that (a Mr. for a Mrs.?)"
     elif checks["answer_names"]:
         reason = f"answer names {', '.join(checks['answer_names'])}, whom the passages do not mention"
     elif checks["support"] < SUPPORT_MIN:

@@ -108,6 +108,9 @@ def test_checks_keep_a_true_task_in_own_words_and_say_why_they_drop_the_others()
     invented = grounded.check_written(job(), "Why does Captain Marlow quarrel with Lord Fenwick?",
                                       "Marlow quarrels over the price of oil.", ["quarrelled with the harbour master"])
     assert "Fenwick" in invented.reason
+    swapped = grounded.check_written(job(), "Why does Mrs. Penhale send Captain Marlow oil for nothing?",
+                                     "Because Marlow kept the lamp lit through the storm.", ["kept the lamp burning"])
+    assert swapped.reason.startswith("Mrs. Penhale: the passages never call anyone that")
     not_there = grounded.check_written(job(), "Why does Marlow keep the lamp burning?", "Marlow loves the sea.",
                                        ["he loved the sea more than anything"])
     assert not_there.reason.startswith("evidence")
