@@ -39,11 +39,15 @@ def from_run(run: Path) -> dict:
     """Figures of a finished course run: the exported pairs (what dataset.jsonl holds, refusals left out)."""
     passages = read_jsonl(run / "passages.jsonl", Passage)
     pairs = [p for p in read_jsonl(run / "dataset.jsonl", QAPair) if not p.not_in_text]
-    sampled = sum(1 for name in ("tasks.jsonl", "tasks.dropped.jsonl") if (run / name).exists()
-                  for _ in iter_jsonl(run / name))
+    jobs = sum(1 for name in ("tasks.jsonl", "tasks.dropped.jsonl") if (run / name).exists()
+               for _ in iter_jsonl(run / name))
+    origin = {i["id"]: i.get("origin") for i in iter_jsonl(run / "instructions.jsonl")}
     usage = run / "usage.json"
-    seconds = json.loads(usage.read_text())["seconds"] if usage.exists() else None
-    return quality.figures(pairs, passages, sampled=sampled or None, seconds=seconds)
+    seconds = json.loads(usage.read_text()).get("seconds") if usage.exists() else None
+    figures = quality.figures(pairs, passages, seconds=seconds)
+    task_pairs = sum(origin.get(p.instruction_id) == "task" for p in pairs)
+    figures["task_pairs_per_sampled_passage"] = round(task_pairs / jobs, 3) if jobs else None
+    return figures
 
 
 def from_source(source: str, kind: str, title: str, n: int, seed: int, out: Path) -> dict:

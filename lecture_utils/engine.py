@@ -79,6 +79,7 @@ class Usage:
     requests: int = 0  # HTTP requests sent, retries included
     retries: int = 0
     seconds: float = 0.0  # the teacher's time: each live call's latency, or what a replayed call took when recorded
+    untimed: int = 0  # replayed calls recorded before their time was kept (so `seconds` is a lower bound)
 
     def __str__(self) -> str:
         return (f"{self.calls} calls ({self.cached_calls} from cache), {self.prompt_tokens:,} prompt + "
@@ -397,6 +398,7 @@ class Engine:
         u.completion_tokens += int(reply.usage.get("completion_tokens", 0))
         u.cost_usd += reply.cost_usd
         u.seconds += reply.latency_s
+        u.untimed += reply.cached and "seconds" not in reply.usage
         return reply
 
     async def _live_engine(self, request: dict) -> "Engine":

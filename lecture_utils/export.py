@@ -422,8 +422,8 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
     parts.append(_filters_markdown(filters))
     parts += ["## Categories", _table(sorted(categories.items(), key=lambda x: -x[1]), ("category", "pairs"))]
     if figures:  # quality.figures: the lecture's three qualities, measured on the pairs exported
-        rows = [(k.replace("_", " "), v) for k, v in figures.items() if k != "types" and v is not None]
-        parts += ["## Diversity, grounding and copying (measured)", _table(rows, ("figure", "value"))]
+        from .quality import rows
+        parts += ["## Diversity, grounding and copying (measured)", _table(rows(figures), ("figure", "value"))]
     if provenance_mode == "none":
         prov = "Provenance was not exported."
     elif provenance_mode == "field":

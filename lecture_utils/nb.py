@@ -101,14 +101,18 @@ def record_usage(run: Path, stage: int, usage) -> dict:
     path = Path(run) / "usage.json"
     saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     saved[str(stage)] = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
-                         "completion_tokens": usage.completion_tokens, "seconds": round(usage.seconds, 1)}
-    saved["seconds"] = round(sum(v["seconds"] for k, v in saved.items() if k.isdigit()), 1)
+                         "completion_tokens": usage.completion_tokens, "seconds": round(usage.seconds, 1),
+                         "untimed_calls": usage.untimed}
+    stages = [v for k, v in saved.items() if k.isdigit()]
+    # a replay of calls recorded before their time was kept cannot say the teacher's time
+    saved["seconds"] = None if any(v.get("untimed_calls") for v in stages) else round(sum(v["seconds"] for v in stages), 1)
     path.write_text(json.dumps(saved, indent=1), encoding="utf-8")
     return saved
 
 
 def teacher_seconds(run: Path) -> float | None:
-    """The run's teacher time so far (RUN_DIR/usage.json, see record_usage), or None before any stage recorded it."""
+    """The run's teacher time so far (RUN_DIR/usage.json, see record_usage); None before any stage recorded it, or
+    when some calls were replayed from a recording that did not keep their time."""
     path = Path(run) / "usage.json"
     return json.loads(path.read_text(encoding="utf-8")).get("seconds") if path.exists() else None
 

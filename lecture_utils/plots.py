@@ -169,14 +169,14 @@ def yield_by_type(asked: Sequence[str], kept: Sequence[str]) -> Figure:
     ax.set_title(f"Which task types does the teacher carry? ({sum(kept_n.values())} of {len(asked)} tasks kept)")
     ax.set_xlabel("tasks")
     y = np.arange(len(order))
-    ax.barh(y, [asked_n[t] for t in order], color=ZERO, label="asked for")
+    ax.barh(y, [asked_n[t] for t in order], color="#d9d9d9", label="asked for")
     ax.barh(y, [kept_n.get(t, 0) for t in order], color="#4c72b0", label="kept by the checks")
     ax.set_yticks(y, [_wrap(t, 30) for t in order])
     ax.invert_yaxis()
     for yi, t in zip(y, order):
         ax.text(asked_n[t], yi, f" {kept_n.get(t, 0)}/{asked_n[t]}", va="center", fontsize=10, color="0.15")
     ax.set_xlim(0, max(list(asked_n.values()) + [1]) * 1.2)
-    ax.legend(loc="lower right")
+    fig.legend(loc="outside lower center", ncol=2, frameon=False)
     _counts_axis(ax.xaxis)
     return fig
 

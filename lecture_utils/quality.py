@@ -56,13 +56,31 @@ def figures(pairs: Sequence[QAPair], passages: Sequence[Passage], *, sampled: in
     }
 
 
+LABELS = {
+    "pairs": "pairs",
+    "kept_per_sampled_passage": "pairs kept per sampled passage",
+    "types_at_least_8pct": "task types with at least 8% of the pairs",
+    "largest_type_share": "share of the largest task type",
+    "who_share": 'share of "who" lookups',
+    "copied_share": "share of answers copying 12+ words of the source",
+    "units_cited": "chapters or documents cited",
+    "units": "chapters or documents in the source",
+    "teacher_seconds_per_pair": "teacher seconds per pair",
+}
+
+
+def rows(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) for each figure that is known, types left out: how a card or a table shows them."""
+    return [(LABELS.get(k, k.replace("_", " ")), v) for k, v in f.items() if k != "types" and v is not None]
+
+
 def figures_table(named: dict[str, dict[str, Any]]):
     """One column per dataset, one row per figure (types folded into one line), for a notebook or a report."""
     import pandas as pd
 
-    rows = {}
+    table = {}
     for name, f in named.items():
-        flat = {k: v for k, v in f.items() if k != "types"}
-        flat["types"] = ", ".join(f"{k} {v:.0%}" for k, v in f["types"].items())
-        rows[name] = flat
-    return pd.DataFrame(rows)
+        flat = dict(rows(f))
+        flat["task types"] = ", ".join(f"{k} {v:.0%}" for k, v in f["types"].items())
+        table[name] = flat
+    return pd.DataFrame(table)
