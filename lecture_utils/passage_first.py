@@ -321,7 +321,8 @@ def drops_path(out: str | Path) -> Path:
 
 
 def load_generated(out: str | Path) -> list[Instruction]:
-    return list(iter_jsonl(out, Instruction))
+    """The questions generate() kept ([] when it kept none, or was given no passage)."""
+    return list(iter_jsonl(out, Instruction)) if Path(out).exists() else []
 
 
 def drops_table(path: str | Path) -> Iterable[dict]:
