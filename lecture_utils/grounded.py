@@ -61,7 +61,7 @@ _DEICTIC = re.compile(r"\b(the|this|that|these|those|above|given|following|provi
                       r"extracts?|paragraphs?|quotes?|quotations?|snippets?|sentences?|documents?|page)\b", re.I)
 _BACK = re.compile(r"\b(the former|the latter|aforementioned|mentioned above|described above|in question|as above)\b",
                    re.I)
-_THIS_NOUN = re.compile(r"\b([Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+([a-z]+)\b")
+_THIS_NOUN = re.compile(r"\b([Tt]his|[Tt]hese|[Tt]hose)\s+([a-z]+)\b")  # not "that": "an example that uses ..."
 # "Mrs. Bennet" where the passage has only "Mr. Bennet": a small teacher swaps titles, and the surname check passes it
 _TITLED = re.compile(r"\b(?:Mr|Mrs|Miss|Ms|Dr|Lady|Lord|Sir|Captain|Colonel|Doctor|Squire)\.? [A-Z][a-z]+")
 
