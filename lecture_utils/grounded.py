@@ -31,7 +31,7 @@ from .prompts import (CLAIM_PROMPT, CLEAR_PROMPT, EVIDENCE_PROMPT, FAITHFUL_PROM
 from .records import Instruction, iter_jsonl
 from .task import Task, run_many
 from .taxonomy import Job
-from .tokens import copied_run, word_runs, words
+from .tokens import copied_run, unquoted, word_runs, words
 from .verify import VERDICT_SCHEMA, find_span, normalize, overlap, unknown_names
 
 EVIDENCE_SCHEMA = {
@@ -200,6 +200,8 @@ def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str]
         reason = f'the instruction repeats the task description ("{" ".join(sorted(echo)[0])}") instead of the passages'
     elif points:
         reason = f'the answer points at "{points.group(0)}", which a reader of the answer cannot see'
+    elif len(words(unquoted(answer))) < 0.4 * len(words(answer)):
+        reason = "the answer is a quotation, not an answer in the teacher's own words"
     elif checks["copies"]:
         reason = f'answer copies the source: "{checks["copies"]}"'
     elif checks["titles"]:

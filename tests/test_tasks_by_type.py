@@ -101,10 +101,15 @@ def test_checks_keep_a_true_task_in_own_words_and_say_why_they_drop_the_others()
                                     "burning for three nights without sleep.", ["kept the lamp burning"])
     assert copied.reason.startswith("answer copies the source")
     quoted = grounded.check_written(job(), "Why does Penhale send Marlow oil for nothing?",
-                                    'Because, as the book says, "when the storm of the hard winter broke the harbour '
-                                    'wall, Marlow kept the lamp burning for three nights without sleep".',
+                                    'Penhale was grateful: as the book says, "when the storm of the hard winter broke '
+                                    'the harbour wall, Marlow kept the lamp burning for three nights without sleep", so '
+                                    'the harbour master thanked him with a winter of free oil for the lamp.',
                                     ["kept the lamp burning"])
     assert quoted.reason == ""  # a quotation marked as one is not copying
+    all_quote = grounded.check_written(job(), "What shows that Marlow kept the lamp burning?",
+                                       '"Marlow kept the lamp burning for three nights without sleep."',
+                                       ["kept the lamp burning"])
+    assert all_quote.reason.startswith("the answer is a quotation")  # ... but a quotation alone is no answer
     invented = grounded.check_written(job(), "Why does Captain Marlow quarrel with Lord Fenwick?",
                                       "Marlow quarrels over the price of oil.", ["quarrelled with the harbour master"])
     assert "Fenwick" in invented.reason
