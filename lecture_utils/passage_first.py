@@ -25,6 +25,7 @@ from .grounding import content_words
 from .tokens import dialogue_share, missing_stems
 from .prompts import (NOT_IN_TEXT_TYPE, PASSAGE_PROMPT, PASSAGE_SYSTEM, ROUND_TRIP_PROMPT, format_context,
                       prompt_sha)
+from . import taxonomy
 from .records import Instruction, Passage, append_jsonl, iter_jsonl
 from .targets import _PRONOUN, Target, _types, answer_sentences, names_in
 from .teacher import StructuredOutputError, TeacherError
@@ -52,35 +53,20 @@ class Dropped:
     reason: str
 
 
-def _unit(p: Passage) -> Any:
-    return p.chapter if p.chapter is not None else p.source
-
-
 def sample_passages(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = MIN_PASSAGE_WORDS,
                     max_dialogue: float | None = 0.5) -> list[Passage]:
     """n passages spread over every chapter (or document): round-robin over the units in reading order, a random
     passage of each, so no chapter gets a second passage before every chapter has one. Within a chapter, passages
     with two answer sentences (see answer_sentences) come first, and passages with more than max_dialogue of their
     text in quotation marks only when a chapter has nothing better. Deterministic."""
-    rng = random.Random(seed)
-    by_unit: dict[Any, list[Passage]] = {}
-    for p in passages:
-        if len(p.text.split()) >= min_words:
-            by_unit.setdefault(_unit(p), []).append(p)
-    if not by_unit:
+    def prefer(p: Passage) -> tuple:  # passages with more sentences to ask about, then narration, are taken first
+        return (min(len(answer_sentences(p, 2)), 2), max_dialogue is None or dialogue_share(p.text) <= max_dialogue)
+
+    try:
+        return taxonomy.sample(passages, n, seed, min_words, prefer=prefer)
+    except taxonomy.TaxonomyError:
         raise PassageFirstError(f"no passage has {min_words} words or more to ask about: load a longer text, or "
-                                "pass min_words= a smaller number")
-    for pool in by_unit.values():
-        rng.shuffle(pool)
-        # popped from the end: passages with more sentences to ask about, then narration, are taken first
-        pool.sort(key=lambda p: (min(len(answer_sentences(p, 2)), 2),
-                                 max_dialogue is None or dialogue_share(p.text) <= max_dialogue))
-    chosen: list[Passage] = []
-    while len(chosen) < n and any(by_unit.values()):
-        for pool in by_unit.values():
-            if pool and len(chosen) < n:
-                chosen.append(pool.pop())
-    return chosen
+                                "pass min_words= a smaller number") from None
 
 
 QUESTION_SCHEMA = {"type": "object", "properties": {"question": {"type": "string", "minLength": 10}},
@@ -259,7 +245,7 @@ def not_in_text_questions(instructions: Sequence[Instruction], passages: Sequenc
         if home is None:
             continue
         span_words = set(normalize(inst.span).split()) | set(normalize(inst.instruction).split())
-        far = [p for p in passages if _unit(p) != _unit(home) and len(p.text.split()) >= MIN_PASSAGE_WORDS
+        far = [p for p in passages if taxonomy.unit(p) != taxonomy.unit(home) and len(p.text.split()) >= MIN_PASSAGE_WORDS
                and not (names_in(p.text) & names_in(inst.instruction + " " + inst.span))
                and len(span_words & set(normalize(p.text).split())) < len(span_words) / 3]
         if not far:

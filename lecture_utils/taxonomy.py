@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .records import Passage
 from .tokens import dialogue_share, search_words
@@ -126,10 +126,11 @@ MIN_WORDS = 60  # a shorter passage (a signature, one line of dialogue, a headin
 
 
 def sample(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = MIN_WORDS,
-           max_dialogue: float = 0.5) -> list[Passage]:
+           max_dialogue: float = 0.5, prefer: Callable[[Passage], Any] | None = None) -> list[Passage]:
     """n passages spread over every chapter or document: round-robin over the units in reading order, a random
-    passage of each, so no unit gets a second passage before every unit has one; within a unit, passages with more
-    than max_dialogue of their text in quotation marks only when it has no other. Deterministic."""
+    passage of each, so no unit gets a second passage before every unit has one. Within a unit, passages that
+    `prefer` ranks higher come first (by default: those with at most max_dialogue of their text in quotation marks,
+    since who-said-what is where a small teacher goes wrong). Deterministic."""
     rng = random.Random(seed)
     by_unit: dict[Any, list[Passage]] = {}
     for p in passages:
@@ -140,7 +141,7 @@ def sample(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = 
                             "or pass min_words= a smaller number")
     for pool in by_unit.values():
         rng.shuffle(pool)
-        pool.sort(key=lambda p: dialogue_share(p.text) <= max_dialogue)  # popped from the end: narration first
+        pool.sort(key=prefer or (lambda p: dialogue_share(p.text) <= max_dialogue))  # popped from the end: best first
     chosen: list[Passage] = []
     while len(chosen) < n and any(by_unit.values()):
         for pool in by_unit.values():
