@@ -217,9 +217,12 @@ def verify_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mappin
     source = by_id.get(pair.passage_id)
     if pair.span and "span" not in checks:
         checks["span"] = source is not None and find_span(pair.span, source.text) is not None
-    if pair.not_in_text:  # the teacher gave up on a question that was written to be answerable
+    if pair.not_in_text:
+        # A question written from a passage was answerable, so giving up fails it. An open question (a seed, a
+        # Self-Instruct instruction) may rest on a premise the passages do not support: "not in the text" is then a
+        # fair answer, kept as a refusal (out of the exports unless refusals are asked for).
         checks["says_not_in_text"] = False if pair.span else None
-        return dataclasses.replace(pair, checks=checks, passed=passed(checks) if pair.span else None, grounding=None)
+        return dataclasses.replace(pair, checks=checks, passed=passed(checks), grounding=None)
     checks["names"] = unknown_names(pair.answer, " ".join(p.text for p in context) + " " + pair.instruction)
     if pair.checks.get("answer"):  # Stage 2 picked the answer words: the answer must say them
         checks["expected"] = says(pair.answer, pair.checks["answer"])
