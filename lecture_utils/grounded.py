@@ -8,9 +8,11 @@ answer in the teacher's words and the verbatim evidence it rests on, and checked
 What a kept task has passed (each result is stored in its `checks`):
   evidence   every quote is found in its passages (the passage's own words replace a quote with a word changed)
   stands     the instruction names what it is about: no "he", "this scene", "the passage" pointing at nothing
-  names      it names no one the passages do not mention (a premise the passages cannot support)
+  names      it names no one the passages do not mention (a premise the passages cannot support), and calls no one
+             by a title the passages never use ("Mrs. Bennet" where they say "Mr. Bennet")
+  echo       the instruction does not repeat the type's own description instead of the passages
   copies     the answer holds no run of 12 words of the passages outside quotation marks (a copying answer is
-             asked for once more in the teacher's own words)
+             asked for once more in the teacher's own words), and is not mostly a quotation
   support    each answer sentence shares most of its content words with one passage (claim by claim)
   faithful   the teacher, shown the passages, says every claim is stated there and the task is answered
   claims     each answer sentence, shown with the evidence sentences only, is one they state (a call per sentence)
@@ -28,7 +30,7 @@ from typing import Any, Callable, Sequence
 from .grounding import sentence_spans, sentence_support, split_sentences
 from .prompts import (CLAIM_PROMPT, CLEAR_PROMPT, EVIDENCE_PROMPT, FAITHFUL_PROMPT, PASSAGE_SYSTEM, REPHRASE_PROMPT,
                       TASK_PROMPT, format_context)
-from .records import Instruction, iter_jsonl
+from .records import Instruction, from_dict, iter_jsonl, to_dict
 from .task import Task, run_many
 from .taxonomy import Job
 from .tokens import copied_run, unquoted, word_runs, words
@@ -283,14 +285,9 @@ def generate(teacher: Any, jobs: Sequence[Job], out: str | Path, *, title: str, 
 
     def work(job: Job):
         kept, dropped = write_one(teacher, job, title=title, used_evidence=used, **tasks)
-        return [dict(_record(k), job=job.id) for k in kept], dropped
+        return [dict(to_dict(k), job=job.id) for k in kept], dropped
 
     return run_many(list(jobs), lambda j: j.id, work, out, drops_path(out), progress=progress)
-
-
-def _record(inst: Instruction) -> dict:
-    from .records import to_dict
-    return to_dict(inst)
 
 
 def drops_path(out: str | Path) -> Path:
@@ -305,5 +302,4 @@ def load(out: str | Path, jobs: Sequence[Job] | None = None) -> tuple[list[Instr
     kept = [r for r in iter_jsonl(out) if want is None or r.get("job") in want] if out.exists() else []
     dropped = [r for r in iter_jsonl(drops_path(out)) if want is None or r.get("job") in want] \
         if drops_path(out).exists() else []
-    from .records import from_dict
     return [from_dict(Instruction, r) for r in kept], dropped
