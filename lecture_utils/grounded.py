@@ -187,7 +187,8 @@ def check_written(job: Job, instruction: str, answer: str, quotes: Sequence[str]
     checks["answer_names"] = _names(answer, " ".join(texts) + " " + instruction, ignore)
     checks["titles"] = [t for t in dict.fromkeys(_TITLED.findall(f"{instruction} {answer}"))
                         if _undotted(t) not in {_undotted(x) for x in _TITLED.findall(" ".join(texts))}]
-    echo = _stem_runs(instruction) & _stem_runs(f"{job.type.asks} | {job.type.good_answer}")  # the shape may be kept
+    # the type's description echoed instead of the passages; the shape of its instruction is meant to be followed
+    echo = (_stem_runs(instruction) & _stem_runs(f"{job.type.asks} | {job.type.good_answer}")) - _stem_runs(job.type.pattern)
     points = _DEICTIC.search(answer)
     reason = ""
     if not checks["evidence"]:

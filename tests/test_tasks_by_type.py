@@ -231,3 +231,12 @@ def test_figures_count_types_who_lookups_copying_and_units():
     assert f["types"] == {"recall a fact": 0.333, "explain why": 0.333, "how do I": 0.333}
     pairs[0].answer = "As told: captain marlow kept the lighthouse at gull point for thirty years every winter he rowed"
     assert quality.figures(pairs, ps)["copied_share"] == round(1 / 3, 3)
+
+
+def test_an_instruction_in_its_types_shape_is_not_an_echo_of_its_description():
+    worked = next(t for t in taxonomy.resolve("docs") if t.name == "worked example")
+    w = grounded.check_written(taxonomy.Job(worked, [passages()[2]]),
+                               "Write a short example that uses the --retries option to fail at once.",
+                               "Run the upload with --retries 0, and the client fails at once instead of retrying.",
+                               ["Set it to zero to fail at once"])
+    assert w.reason == "", w.reason
