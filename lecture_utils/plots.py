@@ -21,7 +21,7 @@ if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ and "matplo
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap, PowerNorm, to_rgb
+from matplotlib.colors import ListedColormap, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -206,85 +206,6 @@ def dataset_qualities(figures: dict) -> Figure:
 
 def _all_strings(data: Any) -> bool:
     return not isinstance(data, pd.DataFrame) and all(isinstance(x, str) for x in data)
-
-
-def _lighten(color: Any, amount: float) -> tuple[float, float, float]:
-    r, g, b = to_rgb(color)
-    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
-
-
-def _radial_label(ax, theta_deg: float, radius: float, text: str, outside: bool = False, **kw: Any) -> None:
-    """Write text along the radius at an angle, turned so it never reads upside down."""
-    theta = np.deg2rad(theta_deg)
-    x, y = radius * np.cos(theta), radius * np.sin(theta)
-    angle = (theta_deg + 180) % 360 - 180
-    flip = angle > 90 or angle < -90
-    rotation = angle - 180 if angle > 90 else angle + 180 if angle < -90 else angle
-    ha = ("right" if flip else "left") if outside else "center"
-    ax.text(x, y, text, rotation=rotation, rotation_mode="anchor", ha=ha, va="center", **kw)
-
-
-@_styled
-def verb_object(pairs: Any, top_verbs: int = 12, top_objects: int = 4, min_share: float = 0.012) -> Figure:
-    """Two-ring donut after Self-Instruct's figure: inner ring the top leading verbs, outer ring their top objects.
-
-    `pairs`: (verb, object) pairs, or a table with "verb" and "object" columns (diversity.verb_object_table)."""
-    if isinstance(pairs, pd.DataFrame):
-        pairs = zip(pairs["verb"], pairs["object"])
-    pairs = [(v, o if isinstance(o, str) else None) for v, o in pairs if isinstance(v, str) and v]  # a table's None is NaN
-    fig, ax = plt.subplots(figsize=(8.5, 8.5), layout="constrained")
-    ax.set_title("Leading verbs (inner ring) and their most common objects (outer ring)")
-    if not pairs:
-        _nothing(ax, "no verbs found")
-        ax.set_xlabel("verb / object")
-        return fig
-    verbs = Counter(v for v, _ in pairs)
-    top = [v for v, _ in verbs.most_common(top_verbs)]
-    rest = len(pairs) - sum(verbs[v] for v in top)
-    palette = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[::2].tolist() + plt.get_cmap("tab20")(
-        np.linspace(0, 1, 20))[1::2].tolist()
-    inner_sizes, inner_colors, outer_sizes, outer_colors, outer_labels = [], [], [], [], []
-    for k, verb in enumerate(top):
-        color = palette[k % len(palette)]
-        inner_sizes.append(verbs[verb])
-        inner_colors.append(color)
-        objects = Counter(o for v, o in pairs if v == verb and o)
-        shown = objects.most_common(top_objects)
-        for j, (obj, count) in enumerate(shown):
-            outer_sizes.append(count)
-            outer_colors.append(_lighten(color, 0.25 + 0.12 * j))
-            outer_labels.append(obj)
-        leftover = verbs[verb] - sum(c for _, c in shown)
-        if leftover:
-            outer_sizes.append(leftover)
-            outer_colors.append((0.96, 0.96, 0.96))
-            outer_labels.append("")
-    if rest:
-        inner_sizes.append(rest)
-        inner_colors.append((0.88, 0.88, 0.88))
-        outer_sizes.append(rest)
-        outer_colors.append((0.96, 0.96, 0.96))
-        outer_labels.append("")
-    ring = dict(startangle=90, counterclock=False)
-    inner, _ = ax.pie(inner_sizes, radius=0.68, colors=inner_colors, wedgeprops=dict(width=0.4, edgecolor="white"),
-                      **ring)
-    outer, _ = ax.pie(outer_sizes, radius=1.0, colors=outer_colors, wedgeprops=dict(width=0.3, edgecolor="white"),
-                      **ring)
-    total = sum(inner_sizes)
-    inner_names = top + (["other verbs"] if rest else [])
-    for wedge, size, name in zip(inner, inner_sizes, inner_names):
-        if size / total >= min_share * 2:  # a long label may spill into the empty centre, which is fine
-            _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 0.48, name, fontsize=10, color="0.1")
-    for wedge, size, name in zip(outer, outer_sizes, outer_labels):
-        if name and size / total >= min_share:
-            _radial_label(ax, (wedge.theta1 + wedge.theta2) / 2, 1.03, name, outside=True, fontsize=10, color="0.15")
-    ax.text(0, 0, f"{len(pairs):,}\ninstructions", ha="center", va="center", fontsize=11, color="0.3")
-    ax.set_xlim(-1.55, 1.55)
-    ax.set_ylim(-1.55, 1.55)
-    ax.set_aspect("equal")
-    ax.set_xlabel(f"top {len(top)} of {len(verbs)} distinct leading verbs; grey: everything else; "
-                  f"tiny wedges unlabelled", fontsize=10, color="0.3")
-    return fig
 
 
 @_styled

@@ -80,19 +80,6 @@ def test_category_counts_shows_every_category_including_zeros(tmp_path):
     assert "8 instructions" in plots.category_counts([i.category for i in _instructions()]).axes[0].get_title()
 
 
-def test_verb_object_donut_labels_verbs_and_objects(tmp_path):
-    fig = plots.verb_object(diversity.verb_object_table(_instructions()))
-    check(fig, tmp_path / "verbs.png", ylabel=False)
-    shown = texts_of(fig)
-    assert {"describe", "explain"} <= set(shown)
-    assert "ball" in shown and "entail" in shown
-    table = pd.DataFrame({"verb": ["describe", "describe", "explain"], "object": ["ball", "letter", None]})
-    assert "describe" in texts_of(plots.verb_object(table))
-    assert "describe" in texts_of(plots.verb_object([("describe", "ball"), ("explain", None)]))  # plain pairs too
-    gaps = pd.DataFrame({"verb": ["describe", "describe", None], "object": [float("nan"), "ball", "x"]})
-    assert "nan" not in texts_of(plots.verb_object(gaps)), "a missing object is no label"
-
-
 def test_similarity_hist_marks_the_threshold(tmp_path):
     sims = [0.1, 0.2, 0.25, 0.3, 0.72, 0.9, 0.4]
     fig = plots.similarity_hist(sims, threshold=0.7)
@@ -167,7 +154,6 @@ def test_a_long_review_reason_takes_two_lines_so_labels_do_not_run_into_each_oth
 @pytest.mark.parametrize("call", [
     lambda: plots.passage_lengths([]),
     lambda: plots.category_counts([]),
-    lambda: plots.verb_object([]),
     lambda: plots.similarity_hist([]),
     lambda: plots.chapter_coverage(pd.Series(dtype=int)),
     lambda: plots.funnel(pd.DataFrame(columns=["step", "removed", "remaining"])),
