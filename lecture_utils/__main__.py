@@ -7,6 +7,7 @@
     python -m lecture_utils teacher install NAME      download and verify an offline model
     python -m lecture_utils run-course --teacher replay|classroom|local|openai|endpoint --out DIR
     python -m lecture_utils factory ...               Stage 5 at scale (see --help)
+    python -m lecture_utils export RUN_DIR            the dataset to the fine-tuning formats and a Hugging Face folder
     python -m lecture_utils grade SUBMISSIONS --out report.csv
     python -m lecture_utils slides [--out FILE]
 """
@@ -59,7 +60,8 @@ def _run_course(args: argparse.Namespace) -> int:
 # Commands with options of their own: their module parses the rest of the command line.
 PASSTHROUGH = {"factory": ("factory_cli", "factory_main", "Stage 5 at scale"),
                "grade": ("grading", "grade_main", "grade a folder of submissions"),
-               "slides": ("slides", "slides_main", "build the lecture slides")}
+               "slides": ("slides", "slides_main", "build the lecture slides"),
+               "export": ("hub", "export_main", "export RUN_DIR/dataset.jsonl, a Hugging Face folder included")}
 
 
 def build_parser() -> argparse.ArgumentParser:

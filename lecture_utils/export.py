@@ -254,6 +254,11 @@ class ExportResult:
     count: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    def __str__(self) -> str:
+        names = [p.name for p in self.files.values()] + [self.card.name]
+        return f"{self.count} pairs -> {', '.join(names)} in {self.card.parent}" + "".join(
+            f"\n  warning: {w}" for w in self.warnings)
+
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")

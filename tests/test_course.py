@@ -53,6 +53,15 @@ def test_run_course_on_replay_executes_every_notebook_and_builds_a_checked_cited
     card = (run / "export" / "README.md").read_text(encoding="utf-8")
     person = sum(p.review == "person" and not p.not_in_text for p in dataset)  # the card counts what is exported
     assert f"**{person:,} reviewed by a person**" in card
+    # the Hugging Face folder: train and test, no cited passage and no instruction in both, a YAML header that parses
+    datasets, yaml = pytest.importorskip("datasets"), pytest.importorskip("yaml")
+    hf = datasets.load_dataset(str(run / "export" / "hf"))
+    assert set(hf) == {"train", "test"} and len(hf["test"]) >= 10
+    assert not {c for r in hf["train"] for c in r["cited"]} & {c for r in hf["test"] for c in r["cited"]}
+    asked = {r["messages"][-2]["content"].lower() for r in hf["train"]}
+    assert not asked & {r["messages"][-2]["content"].lower() for r in hf["test"]}
+    header = yaml.safe_load((run / "export" / "hf" / "README.md").read_text(encoding="utf-8").split("---\n")[1])
+    assert header["license"] and header["configs"][0]["data_files"]
 
 
 def test_run_course_takes_the_classroom_teacher_and_refuses_an_unknown_one(tmp_path, monkeypatch):
