@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lecture_utils import corpus, prompts, qa, retrieval
+from lecture_utils.tokens import with_digits
 from lecture_utils.verify import normalize
 from lecture_utils.records import Instruction
 from lecture_utils.teacher import connect
@@ -70,38 +71,6 @@ SETTINGS = {
     # what the kit's own dataset path does: a passage-first question carries the passage it was written from
     "own": Setting("own", corpus.DEFAULT_PASSAGE_CHARS, prompts.RAG_PROMPT, prompts.RAG_SYSTEM, 4000, 0.0, True),
 }
-
-
-_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-                                     "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
-_NUMBER = "|".join(list(_UNITS) + list(_TENS) + ["hundred", "thousand"])
-_RUN = re.compile(rf"\b(?:{_NUMBER})(?:[\s-]+(?:and[\s-]+)?(?:{_NUMBER}))*\b")
-
-
-def _value(words: list[str]) -> int:
-    total = current = 0
-    for w in words:
-        if w == "hundred":
-            current = (current or 1) * 100
-        elif w == "thousand":
-            total, current = total + (current or 1) * 1000, 0
-        else:
-            current += _UNITS.get(w, 0) + _TENS.get(w, 0)
-    return total + current
-
-
-def _units(word: str) -> int:
-    return int(word) if word.isdigit() else _UNITS[word]
-
-
-def with_digits(text: str) -> str:
-    """Numbers written the same way: "Two thousand", "2,000" and "2000" all read "2000"; the novel's
-    "five-and-twenty" reads "25"."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())
-    text = re.sub(rf"\b({'|'.join(_UNITS)}|\d)-and-({'|'.join(_TENS)})\b",
-                  lambda m: str(_units(m.group(1)) + _TENS[m.group(2)]), text)
-    return _RUN.sub(lambda m: str(_value([w for w in re.split(r"[\s-]+", m.group(0)) if w != "and"])), text)
 
 
 def says(answer: str, accepted: list[str]) -> bool:

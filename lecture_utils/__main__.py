@@ -8,6 +8,7 @@
     python -m lecture_utils run-course --teacher replay|classroom|local|openai|endpoint --out DIR
     python -m lecture_utils factory ...               Stage 5 at scale (see --help)
     python -m lecture_utils export RUN_DIR            the dataset to the fine-tuning formats and a Hugging Face folder
+    python -m lecture_utils evaluate RUN_DIR [--closed-book|--open-book] [--model M]   score a model on the test split
     python -m lecture_utils grade SUBMISSIONS --out report.csv
     python -m lecture_utils slides [--out FILE]
 """
@@ -61,7 +62,8 @@ def _run_course(args: argparse.Namespace) -> int:
 PASSTHROUGH = {"factory": ("factory_cli", "factory_main", "Stage 5 at scale"),
                "grade": ("grading", "grade_main", "grade a folder of submissions"),
                "slides": ("slides", "slides_main", "build the lecture slides"),
-               "export": ("hub", "export_main", "export RUN_DIR/dataset.jsonl, a Hugging Face folder included")}
+               "export": ("hub", "export_main", "export RUN_DIR/dataset.jsonl, a Hugging Face folder included"),
+               "evaluate": ("evaluate", "evaluate_main", "score a model on the run's held-out test split")}
 
 
 def build_parser() -> argparse.ArgumentParser:

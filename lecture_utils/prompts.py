@@ -214,3 +214,21 @@ def format_examples(examples: list[str]) -> str:
 def prompt_sha(*texts: str | None) -> str:
     """Short hash of the prompt text(s): records carry it, the run's prompts.json maps it back to the text."""
     return hashlib.sha256("\x00".join(t or "" for t in texts).encode("utf-8")).hexdigest()[:10]
+
+# --- evaluation (python -m lecture_utils evaluate): a model answers the held-out questions, a judge compares ---
+
+# Open book: the model reads the passages retrieval finds, as a RAG system would; closed book: the question alone.
+OPEN_BOOK_PROMPT = """Passages from {title}:
+{context}
+
+Question: {instruction}
+Answer the question from the passages above in one to three sentences."""
+
+REFERENCE_JUDGE_PROMPT = """Question about {title}: {instruction}
+Reference answer (checked against the source): {reference}
+Candidate answer: {answer}
+
+Does the candidate answer give the facts the reference gives, without contradicting it? Wording may differ; a
+candidate that is vague, answers another question, or says it does not know gets NO.
+
+Reply with JSON only: {{"verdict": "YES"}} or {{"verdict": "NO"}}"""

@@ -30,7 +30,7 @@ class TaskError(TeacherError):
 class Task:
     name: str
     prompt: str  # a template with {placeholders}; literal braces written {{ and }}
-    schema: dict  # the JSON the reply must match (a grammar on a llama.cpp server)
+    schema: dict | None  # the JSON the reply must match (a grammar on a llama.cpp server); None: plain text
     system: str | None = None
     max_tokens: int = 300
     temperature: float = 0.0
@@ -54,7 +54,12 @@ class Task:
                             "literal braces as {{ and }}", "bad prompt") from None
 
     def one(self, teacher: Any, **values: Any) -> dict:
-        """Send the filled-in prompt once and return the parsed JSON; TaskError when no valid reply came back."""
+        """Send the filled-in prompt once and return the parsed JSON ({"text": ...} for a plain-text Task); TaskError
+        when no valid reply came back."""
+        if self.schema is None:
+            reply = teacher.chat(self.render(**values), system=self.system, temperature=self.temperature,
+                                 max_tokens=self.max_tokens)
+            return {"text": reply.text.strip(), "finish_reason": reply.finish_reason}
         try:
             reply = teacher.structured(self.render(**values), self.schema, system=self.system,
                                        temperature=self.temperature, max_tokens=self.max_tokens,

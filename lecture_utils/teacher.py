@@ -229,6 +229,12 @@ class Teacher:
     def __repr__(self) -> str:
         return f"Teacher({self.describe()})"
 
+    def __enter__(self) -> "Teacher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._loop.is_closed():
             return
