@@ -1,0 +1,114 @@
+"""Path A (lecture_utils.found): load an open instruction dataset, keep the rows about a source, compare with Path B.
+
+The open dataset is a small Dolly-style file that mixes questions about a made-up story with general ones.
+Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+
+import pytest
+
+from lecture_utils import found
+from lecture_utils.found import FoundError, load_found
+
+
+def dolly(instruction, response, category, context=""):
+    return {"instruction": instruction, "context": context, "response": response, "category": category}
+
+
+ON_TOPIC = [
+    dolly("Who rows the ferry across the Sallow River?", "Orla Vane rows the ferry every morning.", "open_qa"),
+    dolly("What did Bram Hask lend Orla?", "He lent her a new rope from his mill and asked for nothing.", "open_qa"),
+    dolly("Summarize Sallow Ferry in one sentence.",
+          "A ferrywoman rows farmers across a river each morning and quarrels with the miller about the fare.",
+          "summarization"),
+    dolly("Why did Orla tie the boat to a willow?",
+          "In spring the Sallow River flooded, and the ferry rope snapped near Wrenmoor. Orla tied the boat to an "
+          "old willow and waited for the water to fall.", "closed_qa"),
+    # one name only: kept because the rest of the question fits the story too
+    dolly("What did the passengers pay Orla for each crossing?", "One copper coin.", "closed_qa"),
+    dolly("Write a short poem in the style of The Sallow Ferry.",
+          "Silver gulls above the grey sea sing of storms and distant lands.", "creative_writing"),
+]
+GENERAL = [
+    dolly("What is the capital of France?", "Paris is the capital of France.", "open_qa"),
+    dolly("Who wrote the novel Moby-Dick?", "Herman Melville wrote it.", "open_qa"),
+    dolly("Who is Tamsin Greenlaw, the Cornish folk singer?", "A singer of traditional Cornish songs.", "open_qa"),
+    dolly("Give three tips for keeping houseplants alive.", "Water them, give them light, and repot them.",
+          "brainstorming"),
+    dolly("How do I bake rye bread?", "Mix rye flour, water, salt and a starter, let it rise, then bake it.",
+          "general_qa"),
+    dolly("Classify each as a fruit or a vegetable: apple, carrot, pear.", "Fruit: apple, pear. Vegetable: carrot.",
+          "classification"),
+]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def dolly_file(tmp_path):
+    return write_jsonl(tmp_path / "dolly.jsonl", GENERAL[:3] + ON_TOPIC + GENERAL[3:])
+
+
+def test_load_found_reads_dolly_without_datasets(dolly_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # importing it would fail: a local file must not need it
+    rows = load_found(str(dolly_file))
+    assert len(rows) == 12 and rows[0] == GENERAL[0]
+    assert load_found(str(dolly_file), limit=4) == rows[:4]
+
+
+def test_load_found_normalises_alpaca_and_chat_messages(tmp_path):
+    alpaca = write_jsonl(tmp_path / "alpaca.jsonl", [{"instruction": "Translate to French.", "input": "Good morning",
+                                                      "output": "Bonjour"}])
+    assert load_found(str(alpaca)) == [dolly("Translate to French.", "Bonjour", "", context="Good morning")]
+    chat = tmp_path / "chat.json"  # a JSON list this time
+    chat.write_text(json.dumps([{"messages": [{"role": "system", "content": "Be brief."},
+                                              {"role": "user", "content": "Name a prime."},
+                                              {"role": "assistant", "content": "Seven."},
+                                              {"role": "user", "content": "Another?"}]}]), encoding="utf-8")
+    assert load_found(str(chat)) == [dolly("Name a prime.", "Seven.", "")]
+
+
+def test_missing_file_and_unknown_layout_say_what_to_do(tmp_path):
+    with pytest.raises(FoundError, match=r"does not exist: check the path"):
+        load_found(str(tmp_path / "absent.jsonl"))
+    odd = write_jsonl(tmp_path / "odd.jsonl", [{"question": "Why?", "answer": "Because."}])
+    with pytest.raises(FoundError, match=r"\['answer', 'question'\].*rename them to instruction/context/response"):
+        load_found(str(odd))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": []}', encoding="utf-8")
+    with pytest.raises(FoundError, match="not a list of rows"):
+        load_found(str(bad))
+
+
+def test_a_hub_name_offline_fails_at_once_with_the_way_round(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(FoundError) as e:
+        load_found("databricks/databricks-dolly-15k")
+    assert time.monotonic() - start < 2
+    message = str(e.value)
+    assert "\n" not in message and "HF_HUB_OFFLINE" in message
+    assert "datasets.load_dataset('databricks/databricks-dolly-15k', split='train').to_json(" in message
+    assert message.endswith("pass databricks-dolly-15k.jsonl")
+
+
+def test_an_unreachable_hub_fails_fast_without_calling_datasets(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def refuse(address, timeout):
+        assert timeout <= found.HUB_TIMEOUT
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(FoundError, match=r"\(huggingface.co unreachable: Network is unreachable\): on a machine"):
+        load_found("someone/some-dataset", split="test")
