@@ -1,21 +1,29 @@
 """Path A of the lecture: instead of synthesizing a dataset (Path B, what the kit does), take an open instruction
-dataset. load_found reads one (a JSONL or JSON file, or a Hub name for datasets) in one shape, whatever its layout.
+dataset and keep its rows about your source.
 
     rows = load_found("dolly.jsonl")            # Dolly, Alpaca or chat layout; or a Hub name for datasets
+    mine = about_source(rows, passages, "Pride and Prejudice")
+
+Nothing here knows one source: the names come from the passages (coverage.find_names).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlparse
 
-from .records import json_lines
+from .coverage import find_names
+from .records import Passage, json_lines
+from .retrieval import FastBM25Index
+from .tokens import search_words
 
 FIELDS = ("instruction", "context", "response", "category")
+NAME_GAIN = 2.0  # one name counts when the instruction's best passage scores this many times the name's own best
 HUB_TIMEOUT = 3.0  # seconds to wait for the Hub before giving up (datasets itself retries for about 25 s)
 
 
@@ -110,3 +118,59 @@ def _normalise(row: Any, i: int) -> dict:
                     "response": _text(row[answer]), "category": category}
     raise FoundError(f"row {i} has the columns {sorted(row)}, none of a known layout: rename them to "
                      "instruction/context/response (Dolly), instruction/input/output (Alpaca) or messages (chat).")
+
+
+# --- The rows about your source --------------------------------------------------------------------------------------
+
+
+def _unit(p: Passage) -> int | str:
+    return p.chapter if p.chapter is not None else p.source
+
+
+def _title_pattern(title: str) -> re.Pattern | None:
+    """The title as whole words in any case; "The Hobbit" also matches plain "Hobbit", and the reverse."""
+    short = re.sub(r"^the\s+", "", title.strip(), flags=re.I)
+    forms = [re.escape(t).replace(r"\ ", r"\s+") for t in dict.fromkeys([title.strip(), short]) if t]
+    return re.compile(r"(?<!\w)(?:" + "|".join(forms) + r")(?!\w)", re.I) if forms else None
+
+
+def _best_score(index: FastBM25Index, text: str) -> float:
+    hits = index.search(text, k=1) if search_words(text) else []
+    return float(hits[0][1]) if hits else 0.0
+
+
+def about_source(rows: Iterable[dict], passages: Sequence[Passage], title: str, names: list[str] | None = None,
+                 top: int = 50) -> list[dict]:
+    """The rows about your source, best BM25 score first, at most `top`. A row is kept when its instruction, context
+    or response names the title, or two of the source's names (find_names picks them from the passages unless you
+    pass them), or one name while its instruction's best passage scores NAME_GAIN times what the name alone scores
+    ("Who was Jane Goodall?" names a character of a novel and nothing else of it). Each kept row gains its text's
+    best passage ("passage_id", "unit": chapter or document, "score"), its "names" and "why" it was kept."""
+    if names is None:
+        names = find_names([p.text for p in passages])
+    titled = _title_pattern(title)
+    named = {n: re.compile(rf"(?<!\w){re.escape(n)}(?!\w)") for n in names if n.strip()}
+    index = FastBM25Index(passages)
+    kept = []
+    for row in rows:
+        text = " ".join(" ".join(_text(row.get(k)) for k in FIELDS[:3]).split())
+        mentioned = [n for n, pat in named.items() if pat.search(text)]
+        why = "title" if titled and titled.search(text) else "names" if len(mentioned) >= 2 else ""
+        if (why or mentioned) and search_words(text):
+            kept.append((row, text, mentioned, why))
+    best = index.search_batch([text for _, text, _, _ in kept], k=1) if kept else []
+    alone: dict[str, float] = {}  # each name's own best score, the bar a one-name question must clear
+    out = []
+    for (row, text, mentioned, why), hits in zip(kept, best):
+        if not why:
+            if mentioned[0] not in alone:
+                alone[mentioned[0]] = _best_score(index, mentioned[0])
+            asked = _best_score(index, _text(row.get("instruction")))
+            if asked <= 0 or asked < NAME_GAIN * alone[mentioned[0]]:
+                continue
+            why = "name and passage"
+        passage, score = hits[0] if hits else (None, 0.0)
+        out.append({**row, "passage_id": passage.id if passage else None, "unit": _unit(passage) if passage else None,
+                    "score": round(float(score), 3), "names": mentioned, "why": why})
+    out.sort(key=lambda r: -r["score"])
+    return out[:top]

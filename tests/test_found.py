@@ -1,7 +1,7 @@
 """Path A (lecture_utils.found): load an open instruction dataset, keep the rows about a source, compare with Path B.
 
-The open dataset is a small Dolly-style file that mixes questions about a made-up story with general ones.
-Nothing here touches the network.
+The source is a three-chapter story written for these tests; the open dataset is a small Dolly-style file that mixes
+questions about it with general ones. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -14,7 +14,26 @@ import time
 import pytest
 
 from lecture_utils import found
-from lecture_utils.found import FoundError, load_found
+from lecture_utils.found import FoundError, about_source, load_found
+from lecture_utils.records import Passage
+
+STORY = {
+    1: ["Every morning Orla Vane rowed the ferry across the Sallow River to Wrenmoor. Her passengers were mostly "
+        "farmers carrying eggs, and each paid Orla one copper coin for the crossing.",
+        "On the far bank the miller Bram Hask waited with sacks of flour. Bram and Orla had quarrelled for years "
+        "over the price of a crossing."],
+    2: ["In spring the Sallow River flooded, and the ferry rope snapped near Wrenmoor. Orla tied the boat to an old "
+        "willow and waited for the water to fall.",
+        "Bram Hask lent her a new rope from the mill, asking nothing in return, and the quarrel between them "
+        "softened."],
+    3: ["By midsummer Orla taught the daughter of Bram, Tamsin, to row. Tamsin crossed the river alone for the first "
+        "time on the day of the Wrenmoor fair.",
+        "Tamsin sold the flour of the mill at the fair and brought home a brass bell for the ferry, which Orla hung "
+        "at the bow."],
+}
+PASSAGES = [Passage(f"ch{ch:02d}-p{k:03d}", "ferry.txt", text, 0, len(text), ch)
+            for ch, texts in STORY.items() for k, text in enumerate(texts, 1)]
+TITLE = "The Sallow Ferry"
 
 
 def dolly(instruction, response, category, context=""):
@@ -112,3 +131,22 @@ def test_an_unreachable_hub_fails_fast_without_calling_datasets(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(FoundError, match=r"\(huggingface.co unreachable: Network is unreachable\): on a machine"):
         load_found("someone/some-dataset", split="test")
+
+
+def test_about_source_keeps_the_rows_about_the_story_and_drops_the_rest(dolly_file):
+    kept = about_source(load_found(str(dolly_file)), PASSAGES, TITLE)
+    assert sorted(r["instruction"] for r in kept) == sorted(r["instruction"] for r in ON_TOPIC)
+    assert [r["score"] for r in kept] == sorted((r["score"] for r in kept), reverse=True)
+    why = {r["instruction"]: r["why"] for r in kept}
+    assert why[ON_TOPIC[2]["instruction"]] == "title"  # "Sallow Ferry" without its "The"
+    assert why[ON_TOPIC[1]["instruction"]] == "names"
+    assert why[ON_TOPIC[4]["instruction"]] == "name and passage"
+    willow = next(r for r in kept if r["instruction"] == ON_TOPIC[3]["instruction"])
+    assert willow["passage_id"] == "ch02-p001" and willow["unit"] == 2 and willow["names"][0] == "Orla"
+    assert len(about_source(load_found(str(dolly_file)), PASSAGES, TITLE, top=2)) == 2
+
+
+def test_about_source_takes_your_own_names():
+    rows = [dolly("Where does the miller keep his sacks?", "On the far bank.", "closed_qa")]
+    assert about_source(rows, PASSAGES, TITLE) == []
+    assert [r["why"] for r in about_source(rows, PASSAGES, TITLE, names=["miller", "bank"])] == ["names"]
