@@ -1,8 +1,9 @@
 """Path A of the lecture: instead of synthesizing a dataset (Path B, what the kit does), take an open instruction
-dataset and keep its rows about your source.
+dataset, keep its rows about your source and set them beside the kit's pairs on Diversity, Grounding and Quality.
 
     rows = load_found("dolly.jsonl")            # Dolly, Alpaca or chat layout; or a Hub name for datasets
     mine = about_source(rows, passages, "Pride and Prejudice")
+    chart(compare(mine, pairs, passages))       # one row per figure, a column per path
 
 Nothing here knows one source: the names come from the passages (coverage.find_names).
 """
@@ -13,17 +14,27 @@ import json
 import os
 import re
 import socket
+import textwrap
+from collections import Counter
 from pathlib import Path
+from statistics import median
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlparse
 
+import pandas as pd
+from matplotlib.figure import Figure
+
 from .coverage import find_names
-from .records import Passage, json_lines
+from .grounding import grounding_score
+from .quality import figures
+from .records import Passage, QAPair, json_lines
 from .retrieval import FastBM25Index
-from .tokens import search_words
+from .tokens import COPY_RUN, search_words
 
 FIELDS = ("instruction", "context", "response", "category")
+PATH_A, PATH_B = "Path A: found", "Path B: synthesized"
 NAME_GAIN = 2.0  # one name counts when the instruction's best passage scores this many times the name's own best
+SUPPORTED = 0.5  # an answer is supported when at least this share of its sentences is (grounding.grounding_score)
 HUB_TIMEOUT = 3.0  # seconds to wait for the Hub before giving up (datasets itself retries for about 25 s)
 
 
@@ -174,3 +185,66 @@ def about_source(rows: Iterable[dict], passages: Sequence[Passage], title: str, 
                     "score": round(float(score), 3), "names": mentioned, "why": why})
     out.sort(key=lambda r: -r["score"])
     return out[:top]
+
+
+# --- Path A beside Path B --------------------------------------------------------------------------------------------
+
+ROWS = ["rows or pairs", "Diversity: task categories", "Diversity: share of the largest category",
+        'Diversity: share of "who" lookups', "Grounding: chapters or documents touched",
+        "Grounding: share of the chapters or documents touched", "Grounding: share of answers the source supports",
+        "Quality: median answer words", f"Quality: share of answers copying {COPY_RUN}+ words of the source"]
+LOWER = {ROWS[2], ROWS[-1]}  # the shares where less is better
+
+
+def _share(part: float, whole: float) -> float:
+    return round(part / whole, 3) if whole else float("nan")
+
+
+def _column(pairs: Sequence[QAPair], passages: Sequence[Passage]) -> list:
+    """The figures of one path in the order of ROWS; unlabelled rows leave the largest category's share unknown."""
+    by_id = {p.id: p for p in passages}
+    f = figures(pairs, passages)
+    supported = 0
+    for p in pairs:
+        ids = list(p.cited) or [r.id for r in p.retrieved] or [p.passage_id]
+        texts = [by_id[i].text for i in ids if i in by_id]
+        supported += bool(texts) and grounding_score(p.answer, texts) >= SUPPORTED
+    categories = Counter(p.category for p in pairs if p.category)
+    return [len(pairs), len(categories), _share(max(categories.values(), default=0), categories.total()),
+            f["who_share"], f["units_cited"], _share(f["units_cited"], f["units"]), _share(supported, len(pairs)),
+            median([len(p.answer.split()) for p in pairs] or [0]), f["copied_share"]]
+
+
+def compare(found: list[dict], pairs: Sequence[QAPair], passages: Sequence[Passage]) -> pd.DataFrame:
+    """One row per figure (ROWS), a column per path: the rows about_source kept beside the kit's pairs.
+
+    Path A's rows are measured against their best passage as if they cited it; Path B's pairs against the passages
+    they cite (else those retrieved). "Supported" means at least half an answer's sentences are (grounding.py)."""
+    if any("passage_id" not in r for r in found):
+        raise FoundError("the found rows have no best passage: pass the rows about_source returned.")
+    as_pairs = [QAPair(id=f"found-{i}", instruction_id=f"found-{i}", instruction=_text(r.get("instruction")),
+                       category=_text(r.get("category")), answer=_text(r.get("response")),
+                       cited=[r["passage_id"]] if r["passage_id"] else [])
+                for i, r in enumerate(found, 1)]
+    return pd.DataFrame({PATH_A: _column(as_pairs, passages), PATH_B: _column(list(pairs), passages)},
+                        index=pd.Index(ROWS, name="figure"), dtype=object)
+
+
+def chart(table: pd.DataFrame) -> Figure:
+    """The share figures (0..1) of both paths as side-by-side horizontal bars."""
+    shares = table[[("share" in label) for label in table.index]]
+    fig = Figure(figsize=(8, 1.2 + 0.6 * len(shares)), layout="constrained")
+    ax = fig.add_subplot()
+    y = list(range(len(shares)))
+    for offset, column, color in ((-0.2, PATH_A, "#e69f00"), (0.2, PATH_B, "#2e8b57")):
+        values = pd.to_numeric(shares[column], errors="coerce")
+        bars = ax.barh([v + offset for v in y], values.fillna(0), height=0.4, label=column, color=color)
+        ax.bar_label(bars, labels=["n/a" if pd.isna(v) else f"{v:.0%}" for v in values], padding=3, fontsize=9)
+    ax.set_yticks(y, [textwrap.fill(label + (" (lower is better)" if label in LOWER else ""), 30)
+                      for label in shares.index], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.15)
+    ax.set_xlabel("share")
+    fig.legend(loc="outside lower center", ncols=2, fontsize=9)
+    ax.set_title("Which dataset teaches your source?")
+    return fig

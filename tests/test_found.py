@@ -12,10 +12,11 @@ import sys
 import time
 
 import pytest
+from matplotlib.figure import Figure
 
 from lecture_utils import found
-from lecture_utils.found import FoundError, about_source, load_found
-from lecture_utils.records import Passage
+from lecture_utils.found import PATH_A, PATH_B, FoundError, about_source, chart, compare, load_found
+from lecture_utils.records import Passage, QAPair
 
 STORY = {
     1: ["Every morning Orla Vane rowed the ferry across the Sallow River to Wrenmoor. Her passengers were mostly "
@@ -64,6 +65,16 @@ GENERAL = [
           "general_qa"),
     dolly("Classify each as a fruit or a vegetable: apple, carrot, pear.", "Fruit: apple, pear. Vegetable: carrot.",
           "classification"),
+]
+PAIRS = [
+    QAPair("q1", "i1", "Who waited on the far bank with flour?", "who", "The miller Bram Hask waited there with his "
+           "sacks of flour.", cited=["ch01-p002"]),
+    QAPair("q2", "i2", "What happened to the ferry rope in spring?", "event",
+           "The river flooded and the rope snapped near Wrenmoor.", cited=["ch02-p001"]),
+    QAPair("q3", "i3", "How did the quarrel between Bram and Orla change?", "relationship",
+           "It softened after Bram lent her a new rope without asking anything in return.", cited=["ch02-p002"]),
+    QAPair("q4", "i4", "What did Tamsin bring home from the fair?", "detail",
+           "She brought home a brass bell, and Orla hung it at the bow of the ferry.", cited=["ch03-p002"]),
 ]
 
 
@@ -150,3 +161,40 @@ def test_about_source_takes_your_own_names():
     rows = [dolly("Where does the miller keep his sacks?", "On the far bank.", "closed_qa")]
     assert about_source(rows, PASSAGES, TITLE) == []
     assert [r["why"] for r in about_source(rows, PASSAGES, TITLE, names=["miller", "bank"])] == ["names"]
+
+
+def test_compare_puts_the_two_paths_side_by_side(dolly_file):
+    kept = about_source(load_found(str(dolly_file)), PASSAGES, TITLE)
+    table = compare(kept, PAIRS, PASSAGES)
+    assert list(table.columns) == [PATH_A, PATH_B] and list(table.index) == found.ROWS
+    a, b = table[PATH_A], table[PATH_B]
+    assert (a["rows or pairs"], b["rows or pairs"]) == (6, 4)
+    assert (a["Diversity: task categories"], b["Diversity: task categories"]) == (4, 4)
+    assert b["Diversity: share of the largest category"] == 0.25
+    assert a['Diversity: share of "who" lookups'] == round(1 / 6, 3) and b['Diversity: share of "who" lookups'] == 0.25
+    assert a["Grounding: chapters or documents touched"] < b["Grounding: chapters or documents touched"] == 3
+    assert b["Grounding: share of the chapters or documents touched"] == 1.0
+    supported = "Grounding: share of answers the source supports"
+    assert 0 < a[supported] < b[supported] == 1.0  # the poem is about the sea, not the story
+    copied = "Quality: share of answers copying 12+ words of the source"
+    assert a[copied] == round(1 / 6, 3) and b[copied] == 0.0  # the willow answer is the passage word for word
+    assert b["Quality: median answer words"] == 12.5
+
+
+def test_compare_with_unlabelled_rows_and_raw_rows():
+    rows = [{**r, "category": ""} for r in ON_TOPIC]
+    table = compare(about_source(rows, PASSAGES, TITLE), PAIRS, PASSAGES)
+    assert table.loc["Diversity: task categories", PATH_A] == 0
+    assert table["Path A: found"].isna().sum() == 1  # the largest category's share is unknown, not 100%
+    with pytest.raises(FoundError, match="pass the rows about_source returned"):
+        compare(rows, PAIRS, PASSAGES)
+
+
+def test_chart_draws_the_shares_of_both_paths(dolly_file):
+    kept = about_source(load_found(str(dolly_file)), PASSAGES, TITLE)
+    fig = chart(compare(kept, PAIRS, PASSAGES))
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Which dataset teaches your source?"
+    assert len(ax.patches) == 2 * sum("share" in label for label in found.ROWS)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [PATH_A, PATH_B]
