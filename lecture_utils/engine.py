@@ -149,14 +149,54 @@ class TokenBucket:
         self.level = min(self.capacity, self.level + max(0.0, amount))
 
 
+class SpendCap:
+    """A spending limit in US dollars that survives resumes: what was spent is appended to `ledger` (one line per paid
+    reply) and read back at the start. A request is sent only if its worst case (prompt + max_tokens at list price),
+    with every request already in flight counted the same way, fits under the cap; so a run stops within one
+    request's cost of it, and never above it."""
+
+    def __init__(self, cap_usd: float, ledger: Any) -> None:
+        from pathlib import Path
+
+        self.cap, self.ledger = float(cap_usd), Path(ledger)
+        self.spent = 0.0
+        if self.ledger.exists():
+            for line in self.ledger.read_text(encoding="utf-8").splitlines():
+                try:
+                    self.spent += float(line.split()[0])
+                except (ValueError, IndexError):  # a line cut by a kill
+                    pass
+        self.at_start = self.spent
+        self.reserved = 0.0
+
+    def reserve(self, worst: float) -> None:
+        if self.spent + self.reserved + worst > self.cap:
+            raise CallError(f"spend cap reached: ${self.spent:.4f} spent of ${self.cap:.4f} "
+                            f"(${self.spent - self.at_start:.4f} in this run) and the next request could cost "
+                            f"${worst:.4f}; raise --max-cost (MAX_COST) and run again to continue", "spend cap",
+                            fatal=True)
+        self.reserved += worst
+
+    def settle(self, worst: float, cost: float | None) -> None:
+        """The request is over: release its reservation and book what it cost (None: nothing to book)."""
+        self.reserved -= worst
+        if cost:
+            self.spent += cost
+            self.ledger.parent.mkdir(parents=True, exist_ok=True)
+            with self.ledger.open("a", encoding="utf-8") as f:
+                f.write(f"{cost:.8f}\n")
+
+
 class Engine:
     """One teacher (a TeacherConfig), its cache, its connections and its budgets, for any number of calls."""
 
     def __init__(self, config: Any, *, concurrency: int = 8, timeout_s: float | None = None,
                  max_attempts: int | None = None, backoff: tuple[float, float] | None = None,
                  rpm: float | None = None, tpm: float | None = None,
-                 sleep: Callable[[float], Any] | None = None, live: Callable[[], "Engine"] | None = None) -> None:
+                 sleep: Callable[[float], Any] | None = None, live: Callable[[], "Engine"] | None = None,
+                 cap: SpendCap | None = None) -> None:
         self.config = config
+        self.cap = cap
         self.replay = config.cache == "replay"
         self.cache = ResponseCache(config.cache_path) if config.cache != "off" else None
         self.usage = Usage()
@@ -334,9 +374,11 @@ class Engine:
                     probing: bool) -> Reply:
         """The request sent until a reply is accepted, within the budgets and the attempts."""
         budget = 0.0  # tokens counted up front against the tokens-per-minute budget
+        prompt_guess = sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
+        out_max = request.get("max_tokens") or request.get("max_completion_tokens") or 0
         if self.tpm is not None:
-            budget = sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
-            budget += request.get("max_tokens") or request.get("max_completion_tokens") or 0
+            budget = prompt_guess + out_max
+        worst = cost_in(self.prices, request["model"], int(prompt_guess), out_max) if self.cap else 0.0
         start = time.perf_counter()
         error: CallError | AnswerError | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -346,12 +388,23 @@ class Engine:
                     await self.rpm.take(1)
                 if self.tpm is not None:
                     await self.tpm.take(budget)
-                async with self.sem:
-                    self.usage.requests += 1
-                    self.usage.retries += attempt > 1
-                    async with asyncio.timeout(self.timeout_s):
-                        completion = await self.chat(request, self.timeout_s + 5)
-                text, finish_reason, refusal, usage = reply_parts(completion)
+                if self.cap is not None:
+                    self.cap.reserve(worst)
+                cost = None
+                try:
+                    async with self.sem:
+                        self.usage.requests += 1
+                        self.usage.retries += attempt > 1
+                        async with asyncio.timeout(self.timeout_s):
+                            completion = await self.chat(request, self.timeout_s + 5)
+                    text, finish_reason, refusal, usage = reply_parts(completion)
+                    cost = 0.0 if self.config.mode == "local" else cost_in(
+                        self.prices, request["model"], usage["prompt_tokens"], usage["completion_tokens"])
+                finally:
+                    if self.cap is not None:
+                        self.cap.settle(worst, cost)
+            except CallError:  # the spend cap: every item would meet it
+                raise
             except TimeoutError:
                 error = CallError(f"no reply from {self.chat.url} within {self.timeout_s:g}s (raise TEACHER_TIMEOUT "
                                   "for a slow local model)", "timeout")
@@ -366,8 +419,6 @@ class Engine:
             else:
                 if self.tpm is not None:
                     self.tpm.give_back(budget - usage["prompt_tokens"] - usage["completion_tokens"])
-                cost = 0.0 if self.config.mode == "local" else cost_in(
-                    self.prices, request["model"], usage["prompt_tokens"], usage["completion_tokens"])
                 reply = self._account(Reply(text, request["model"], finish_reason, usage, cached=False,
                                             latency_s=time.perf_counter() - start, cost_usd=cost, refusal=refusal))
                 if accept is None:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .engine import CallError, Engine
+from .engine import CallError, Engine, SpendCap
+from .prices import cost_in
 from .estimate import estimate_run  # noqa: F401 - notebook 5 calls it as factory.estimate_run
 from .qa import answer_item, no_passages_pair, retrieve_batch
 from .records import Instruction
@@ -52,6 +53,8 @@ class Summary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    spent_usd: float | None = None  # with a spend cap: the total spent by every run on this output so far
+    kept: int | None = None  # with a target: answers that pass the free checks, earlier runs' included
     elapsed_s: float = 0.0
     model: str = ""
     interrupted: bool = False
@@ -72,6 +75,10 @@ class Summary:
             f"  {self.requests:,} requests ({self.retries:,} retries, {self.cached:,} answers from the cache), "
             f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens, about ${self.cost_usd:.4f}",
         ]
+        if self.spent_usd is not None:
+            lines.append(f"  ${self.spent_usd:.4f} spent on this output by every run so far (the spend cap counts it)")
+        if self.kept is not None:
+            lines.append(f"  {self.kept:,} answers pass the free checks (the target counts them)")
         if self.interrupted:
             lines.append("  run the same command again to finish the remaining items")
         return "\n".join(lines)
@@ -88,7 +95,10 @@ class Factory:
         self.summary = Summary(out=str(out), failures=str(failures), model=teacher_config.model or "")
         self.out_path, self.failures_path = out, failures
         self.engine: Engine | None = None
+        self.cap = SpendCap(config.max_cost_usd, out.with_suffix(".spend.txt")) if config.max_cost_usd else None
+        self.by_id = {p.id: p for p in getattr(index, "passages", [])} if config.target_kept else {}
         self.bar: Any = None
+        self.capped: CallError | None = None  # the spend cap was met: in-flight items finish, no new one starts
         self._postfix_at = 0.0
 
     async def run(self, instructions: Iterable[Instruction | dict] | str | Path) -> Summary:
@@ -105,14 +115,22 @@ class Factory:
             cfg = self.cfg
             self.engine = Engine(self.tc, concurrency=cfg.concurrency, timeout_s=cfg.timeout_s,
                                  max_attempts=cfg.max_attempts, backoff=(cfg.backoff_base_s, cfg.backoff_max_s),
-                                 rpm=cfg.rpm, tpm=cfg.tpm)
+                                 rpm=cfg.rpm, tpm=cfg.tpm, cap=self.cap)
             await self.engine.start()
             self.summary.model = self.engine.config.model or ""
+            self._check_price()
+            if cfg.target_kept:
+                from .records import QAPair, iter_jsonl
+
+                self.summary.kept = sum(self._keeps(p) for p in iter_jsonl(self.out_path, QAPair)) \
+                    if self.out_path.exists() else 0
             if not self.engine.replay:
                 await self.engine.probe_strategy()  # once, before thousands of requests
             tasks = [asyncio.create_task(self._worker(queue)) for _ in range(window)]
             tasks.append(asyncio.create_task(self._produce(instructions, done, queue, window)))
             await asyncio.gather(*tasks)
+            if self.capped is not None:
+                raise self.capped
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.summary.interrupted = True
             raise
@@ -137,12 +155,28 @@ class Factory:
                     print(self.summary, file=sys.stderr)
         return self.summary
 
+    def _check_price(self) -> None:
+        c = self.engine.config
+        if self.cap is not None and c.mode != "local" and not c.cache == "replay" \
+                and cost_in(self.engine.prices, c.model or "", 10**6, 10**6) == 0:
+            raise FactoryError(f"a spend cap needs the price of {c.model}: give --price-in and --price-out (US dollars "
+                               "per million tokens), or TEACHER_PRICES")
+
+    def _keeps(self, pair: Any) -> bool:
+        """The answer passes the checks that need no teacher (verify.py): what the target counts."""
+        from .verify import verify_pair
+
+        return not pair.not_in_text and bool(verify_pair(None, pair, self.by_id, llm_checks=False).passed)
+
+    def _enough(self) -> bool:
+        return self.capped is not None or (bool(self.cfg.target_kept) and (self.summary.kept or 0) >= self.cfg.target_kept)
+
     async def _produce(self, instructions: Any, done: set[str], queue: asyncio.Queue, n_workers: int) -> None:
         s = self.summary
         items = iter_instructions(instructions)
         started: set[str] = set()
         exhausted = False
-        while not exhausted:
+        while not exhausted and not self._enough():
             chunk: list[Instruction] = []
             read = 0
             for inst in itertools.islice(items, self.cfg.retrieval_batch):
@@ -157,6 +191,8 @@ class Factory:
             s.seen += read
             exhausted = read < self.cfg.retrieval_batch
             for inst, hits in zip(chunk, retrieve_batch(self.index, chunk, self.cfg.k)):
+                if self._enough():  # the items not asked stay for a later run
+                    break
                 await queue.put((inst, hits))
         for _ in range(n_workers):
             await queue.put(None)
@@ -166,7 +202,8 @@ class Factory:
             job = await queue.get()
             if job is None:
                 return
-            await self._answer(*job)
+            if not self._enough():  # the target or the cap was met while it waited: it stays for a later run
+                await self._answer(*job)
 
     async def _answer(self, inst: Instruction, hits: list) -> None:
         if not hits:
@@ -179,6 +216,9 @@ class Factory:
         except AnswerError as e:  # refusal, empty answer, parse error
             self._fail(failure_record(inst.id, inst.instruction, inst.category, e.reason, e.detail, e.attempts))
         except CallError as e:
+            if e.reason == "spend cap":  # not the item's fault: it stays for the run with a higher cap
+                self.capped = e
+                return
             if e.fatal:
                 raise
             self._fail(failure_record(inst.id, inst.instruction, inst.category, e.reason, e.detail, e.attempts))
@@ -193,6 +233,8 @@ class Factory:
             return
         self.out.write(pair_record(pair))
         s.succeeded += 1
+        if self.cfg.target_kept:
+            s.kept = (s.kept or 0) + self._keeps(pair)
         s.not_in_text += pair.not_in_text
         self._tick()
 
@@ -207,6 +249,8 @@ class Factory:
         s, u = self.summary, self.engine.usage
         s.requests, s.retries, s.cached = u.requests, u.retries, u.cached_calls
         s.prompt_tokens, s.completion_tokens, s.cost_usd = u.prompt_tokens, u.completion_tokens, u.cost_usd
+        if self.cap is not None:
+            s.spent_usd = round(self.cap.spent, 6)
 
     def _tick(self) -> None:
         if self.bar is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -38,6 +39,11 @@ def factory_main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="only the first N instructions")
     p.add_argument("--retry-failures", action="store_true", help="try the items in the failures file again")
     p.add_argument("--drop-not-in-text", action="store_true", help="send 'not in the passages' answers to failures")
+    p.add_argument("--max-cost", type=float, help="US dollars: stop before a request could take the spend past this "
+                   "(kept across resumes in OUT.spend.txt; run again with a higher cap to go on)")
+    p.add_argument("--price-in", type=float, help="the model's input price, US dollars per million tokens")
+    p.add_argument("--price-out", type=float, help="the model's output price, US dollars per million tokens")
+    p.add_argument("--target-kept", type=int, help="stop asking once this many answers pass the free checks")
     p.add_argument("--estimate", action="store_true", help="print the estimate and stop")
     p.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, within 24 hours)")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit (or check) and return at once")
@@ -61,15 +67,22 @@ def factory_main(argv: list[str] | None = None) -> int:
             raise FactoryError(f"{passages_path} does not exist: run notebook 1 for this run directory, or pass --corpus BOOK_OR_FOLDER")
         passages = list(iter_jsonl(passages_path, Passage))
     index = FastBM25Index(passages)
-    overrides = {"model": args.model} if args.model else {}
+    overrides: dict[str, Any] = {"model": args.model} if args.model else {}
+    if (args.price_in is None) != (args.price_out is None):
+        raise FactoryError("give both --price-in and --price-out (US dollars per million tokens)")
     teacher: Any = TeacherConfig.from_env(args.teacher, **overrides) if args.estimate else None
     if teacher is None:
         teacher = connect(args.teacher, **overrides)
+    if args.price_in is not None:  # this model's price, over the kit's table and TEACHER_PRICES
+        config_ = teacher.config if hasattr(teacher, "engine") else teacher
+        teacher = dataclasses.replace(config_, prices={**(config_.prices or {}),
+                                                       config_.model or "": (args.price_in, args.price_out)})
     recipe = read_recipe(run_dir)  # the prompts and K the run's notebooks used, so a student's edits run at scale
     config = recipe.config(concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout_s=args.timeout,
                            max_attempts=args.attempts, k=args.k, max_tokens=args.max_tokens,
                            temperature=args.temperature, retry_failures=args.retry_failures,
-                           keep_not_in_text=not args.drop_not_in_text, progress=not args.no_progress)
+                           keep_not_in_text=not args.drop_not_in_text, progress=not args.no_progress,
+                           max_cost_usd=args.max_cost, target_kept=args.target_kept)
     differ = [n for n in recipe.changed if n in ("RAG_PROMPT", "RAG_SYSTEM", "K")]
     print(f"prompts and settings from {run_dir}: " + (f"{', '.join(differ)} differ from the kit's defaults"
                                                        if differ else "the kit's defaults"), file=sys.stderr)

@@ -44,12 +44,14 @@ class FactoryConfig:
     window: int | None = None  # items held in memory at once (default 2 x concurrency)
     retrieval_batch: int = 64  # instructions retrieved together
     progress: bool = True
+    max_cost_usd: float | None = None  # stop before a request could take the spend (kept across resumes) past this
+    target_kept: int | None = None  # stop asking once this many answers (earlier runs' included) pass the free checks
 
     def __post_init__(self) -> None:
         if (self.concurrency is not None and self.concurrency < 1) or self.max_attempts < 1 or self.k < 1:
             raise FactoryError(f"concurrency, max_attempts and k must be at least 1 (got {self.concurrency}, "
                                f"{self.max_attempts}, {self.k})")
-        for name in ("rpm", "tpm"):
+        for name in ("rpm", "tpm", "max_cost_usd", "target_kept"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise FactoryError(f"{name}={value}: give a positive budget, or None for no limit")

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import os
 import random
 import signal
@@ -335,3 +336,58 @@ def test_an_unreachable_server_stops_the_run_with_its_url(tmp_path, index):
     with pytest.raises(FactoryError, match=f"cannot reach the teacher at http://127.0.0.1:{port}"):
         run_factory(make_instructions(5), index, tmp_path / "qa.jsonl", progress=False,
                     teacher=teacher_for(f"http://127.0.0.1:{port}/v1"))
+
+
+def spent(path):
+    return sum(float(x) for x in Path(path).read_text(encoding="utf-8").split())
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_spend_cap_stops_before_it_is_passed_and_a_higher_cap_resumes_with_nothing_done_twice(
+        tmp_path, index, server_factory, concurrency):
+    server = server_factory(latency=0.01, cap=16)
+    insts = make_instructions(30)
+    teacher = teacher_for(server.base_url, prices={"gpt-4o-mini": (1000.0, 1000.0)})  # about $0.3 a request
+    out = tmp_path / "qa.jsonl"
+    with pytest.raises(FactoryError, match=r"spend cap reached: \$\d.*raise --max-cost"):
+        run_factory(insts, index, out, teacher=teacher, concurrency=concurrency, max_cost_usd=3.0, progress=False)
+    first = spent(out.with_suffix(".spend.txt"))
+    done = [p["instruction_id"] for p in lines(out)] + [f["id"] for f in lines(out.with_name("qa.failures.jsonl"))]
+    assert 0 < len(done) < 30 and first <= 3.0
+    per_request = first / len(done)
+    if concurrency == 1:  # within one request's cost of the cap (the worst case is reserved before each request)
+        assert first >= 3.0 - 2.5 * per_request
+    summary = run_factory(insts, index, out, teacher=teacher, concurrency=concurrency, max_cost_usd=100.0,
+                          progress=False)
+    ids = [p["instruction_id"] for p in lines(out)] + [f["id"] for f in lines(out.with_name("qa.failures.jsonl"))]
+    assert sorted(ids) == sorted(i.id for i in insts) and len(ids) == len(set(ids))
+    assert summary.skipped == len(done) and summary.spent_usd == pytest.approx(spent(out.with_suffix(".spend.txt")))
+    assert summary.spent_usd > first  # spend is kept across resumes
+
+
+def test_a_spend_cap_without_a_price_is_refused(tmp_path, index, server_factory):
+    server = server_factory(latency=0.0, cap=4)
+    teacher = TeacherConfig(mode="endpoint", base_url=server.base_url, model="my-own-model", server_kind="openai")
+    with pytest.raises(FactoryError, match="--price-in and --price-out"):
+        run_factory(make_instructions(3), index, tmp_path / "qa.jsonl", teacher=teacher, max_cost_usd=1.0,
+                    progress=False)
+
+
+def test_target_kept_stops_asking_once_enough_answers_pass_and_a_later_run_counts_them(tmp_path, index,
+                                                                                       fake_openai):
+    def from_the_passage(body):  # a teacher that answers with its first passage's first words, cited
+        prompt = body["messages"][-1]["content"]
+        pid, text = re.search(r"\[([\w-]+)\] ([^\n]+)", prompt).groups()
+        return reply_json({"answer": " ".join(text.split()[:12]) + ".", "cited": [pid]})
+
+    fake_openai.default = from_the_passage
+    insts = make_instructions(40)
+    out = tmp_path / "qa.jsonl"
+    teacher = TeacherConfig(mode="endpoint", base_url=fake_openai.base_url, model="fake-model", server_kind="openai")
+    first = run_factory(insts, index, out, teacher=teacher, concurrency=1, target_kept=5, progress=False)
+    assert 5 <= first.kept == first.done <= 6 and len(lines(out)) == first.done  # two workers: one may finish after the fifth
+    asked = len(fake_openai.chat_requests)
+    again = run_factory(insts, index, out, teacher=teacher, concurrency=1, target_kept=5, progress=False)
+    assert again.done == 0 and again.kept == first.kept and len(fake_openai.chat_requests) == asked  # enough: nothing asked
+    more = run_factory(insts, index, out, teacher=teacher, concurrency=1, target_kept=8, progress=False)
+    assert 8 <= more.kept <= 9 and more.done == more.kept - first.kept
