@@ -72,8 +72,8 @@ def _stems(text: str) -> set[str]:
 def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | None) -> dict:
     """The kit's checks on one answer, and whether it counts as correct. `holds_answer`: every word of the answer
     Stage 2 wrote the question to ("Miss Bingley", "one mile"; numbers as numbers), or, for a pair without one, half
-    the reference's words that the question does not already say; `other_names`: names neither the question nor
-    the reference has (a fluent answer about the wrong person)."""
+    the reference's words that the question does not already say; `other_names`: names neither the question, the
+    reference nor the cited passages have (a fluent answer about the wrong person)."""
     question = next(m["content"] for m in row["messages"] if m["role"] == "user")
     reference = row["messages"][-1]["content"]
     expected = (json.loads(row.get("checks") or "{}") or {}).get("answer")
@@ -83,7 +83,7 @@ def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | No
     else:
         want = _stems(reference) - _stems(question)
         holds = bool(want) and len(want & have) >= len(want) / 2
-    context = f"{question} {reference}"
+    context = " ".join([question, reference] + [p.text for p in passages])
     said = set(re.findall(r"[a-z]+", context.lower()))
     names = [n for n in unknown_names(answer, context) if n.lower() not in said]  # "Lamp" opening a sentence
     support = sentence_support(answer, [p.text for p in passages]) if passages and answer.strip() else []
@@ -133,7 +133,11 @@ def evaluate(teacher: Any, rows: Sequence[dict], passages: Sequence[Passage], ou
     out = Path(out)
     run_many(rows, lambda r: f"{mode}:{model}:{r['id']}", work, out, out.with_suffix(".failed.jsonl"),
              progress=progress)
-    return done_records(out, [f"{mode}:{model}:{r['id']}" for r in rows])
+    by_job = {f"{mode}:{model}:{r['id']}": r for r in rows}
+    # scored again on reading: answers from an earlier run get today's checks
+    return [{**rec, **score(rec["answer"], by_job[rec["job"]], [by_id[c] for c in by_job[rec["job"]].get("cited", [])
+                                                               if c in by_id], rec["judge"] or None)}
+            for rec in done_records(out, by_job)]
 
 
 def summary(records: Sequence[dict]) -> dict:

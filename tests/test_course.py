@@ -27,7 +27,8 @@ def test_run_course_on_replay_executes_every_notebook_and_builds_a_checked_cited
         assert checks[name]["stage"] == NOTEBOOKS.index(name) + 1
         for cell in nb["cells"]:
             pngs = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
-            if "nb.show_figure(" in "".join(cell["source"]):
+            said = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+            if "nb.show_figure(" in "".join(cell["source"]) and " skipped: " not in said:  # offline: one line
                 assert pngs >= 1, f"{name}: a plot cell shows no picture: {''.join(cell['source'])[:80]}"
             images += pngs
             for o in cell.get("outputs", []):
