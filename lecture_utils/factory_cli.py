@@ -68,6 +68,9 @@ def factory_main(argv: list[str] | None = None) -> int:
         passages = list(iter_jsonl(passages_path, Passage))
     index = FastBM25Index(passages)
     overrides: dict[str, Any] = {"model": args.model} if args.model else {}
+    if args.batch and (args.max_cost or args.target_kept):
+        raise FactoryError("--max-cost and --target-kept work with the factory, not --batch (the Batch API takes the "
+                           "whole file at once): drop one of them")
     if (args.price_in is None) != (args.price_out is None):
         raise FactoryError("give both --price-in and --price-out (US dollars per million tokens)")
     teacher: Any = TeacherConfig.from_env(args.teacher, **overrides) if args.estimate else None

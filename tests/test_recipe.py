@@ -68,3 +68,26 @@ def test_a_broken_recipe_file_names_itself(tmp_path):
     else:
         raise AssertionError("a broken prompts.json must be an error")
     assert json.loads((run / "passages.jsonl").read_text().splitlines()[0])["id"] == "ch01-p001"
+
+
+def test_the_command_prices_the_model_as_told_and_stops_at_the_cap_then_resumes(fake_openai, tmp_path, monkeypatch,
+                                                                                capsys):
+    from lecture_utils.__main__ import main
+
+    monkeypatch.setenv("TEACHER_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("TEACHER_MODEL", "my-own-model")  # not in the kit's price table
+    run = make_run(tmp_path)
+    extra = [str(tmp_path / "run"), "--teacher", "endpoint", "--no-progress", "--concurrency", "1"]
+    assert main(["factory", *extra, "--max-cost", "1"]) == 2
+    assert "--price-in and --price-out" in capsys.readouterr().err
+    answers(fake_openai, 1)  # each request: about 300 prompt tokens + 200 max at $2000 per million: ~$1 worst case
+    assert main(["factory", *extra, "--max-cost", "1.5", "--price-in", "2000", "--price-out", "2000"]) == 2
+    err = capsys.readouterr().err
+    assert "spend cap reached" in err and "raise --max-cost" in err
+    spent = float((run / "qa_pairs.spend.txt").read_text().split()[0])
+    assert 0 < spent <= 1.5 and len((run / "qa_pairs.jsonl").read_text().splitlines()) == 1
+    answers(fake_openai, 1)
+    assert main(["factory", *extra, "--max-cost", "5", "--price-in", "2000", "--price-out", "2000"]) == 0
+    ids = [json.loads(x)["instruction_id"] for x in (run / "qa_pairs.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["q1", "q2"]
+    assert main(["factory", *extra, "--batch", "--max-cost", "5"]) == 2
