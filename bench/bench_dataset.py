@@ -26,8 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-from lecture_utils import corpus, grounded, qa, quality, retrieval, taxonomy, verify
+from lecture_utils.answer import qa, retrieval, verify
+from lecture_utils.ask import grounded, taxonomy
+from lecture_utils.gather import corpus
 from lecture_utils.records import Passage, QAPair, iter_jsonl, read_jsonl
+from lecture_utils.scale import quality
 
 
 def load_source(path: str) -> list[Passage]:
@@ -52,7 +55,7 @@ def from_run(run: Path) -> dict:
 
 def from_source(source: str, kind: str, title: str, n: int, seed: int, out: Path) -> dict:
     """Stage 2's default and Stage 3's answer and checks on n passages of a source, with the live teacher."""
-    from lecture_utils.teacher import connect
+    from lecture_utils.teacher.client import connect
 
     passages = load_source(source)
     index = retrieval.BM25Index(passages)

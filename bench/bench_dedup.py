@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lecture_utils.dedup import near_duplicates  # noqa: E402
+from lecture_utils.text.dedup import near_duplicates  # noqa: E402
 
 CHARACTERS = ["Elizabeth", "Mr. Darcy", "Jane", "Mr. Bingley", "Mr. Collins", "Lydia", "Mr. Wickham", "Charlotte",
               "Lady Catherine", "Mrs. Bennet", "Mr. Bennet", "Kitty", "Mary", "Miss Bingley", "Georgiana",

@@ -36,12 +36,12 @@ sys.path.insert(0, str(REPO))
 
 import openai  # noqa: E402
 
-from lecture_utils.factory import FactoryConfig, run_factory_async  # noqa: E402
-from lecture_utils.qa import rag_request  # noqa: E402
+from lecture_utils.answer.qa import rag_request  # noqa: E402
+from lecture_utils.answer.retrieval import FastBM25Index  # noqa: E402
 from lecture_utils.records import Instruction, Passage, write_jsonl  # noqa: E402
-from lecture_utils.retrieval import FastBM25Index  # noqa: E402
-from lecture_utils.teacher import TeacherConfig  # noqa: E402
-from lecture_utils.tokens import search_words  # noqa: E402
+from lecture_utils.scale.factory import FactoryConfig, run_factory_async  # noqa: E402
+from lecture_utils.teacher.client import TeacherConfig  # noqa: E402
+from lecture_utils.text.tokens import search_words  # noqa: E402
 
 SERVER = REPO / "bench" / "fake_latency_server.py"
 MODEL = "gpt-4o-mini"
@@ -82,7 +82,7 @@ def load_passages() -> tuple[list[Passage], str]:
     """The book if it is here (BOOK_PATH, data/, ../shared/data/), else a synthetic corpus of the same size."""
     for candidate in (os.environ.get("BOOK_PATH"), REPO / "data" / "pg1342.txt", REPO.parent / "shared" / "data" / "pg1342.txt"):
         if candidate and Path(candidate).exists():
-            from lecture_utils.corpus import book_passages, load_book
+            from lecture_utils.gather.corpus import book_passages, load_book
 
             return book_passages(load_book(candidate)), f"the book ({Path(candidate).name})"
     rng = random.Random(0)

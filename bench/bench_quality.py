@@ -29,11 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lecture_utils import corpus, prompts, qa, retrieval
-from lecture_utils.tokens import with_digits
-from lecture_utils.verify import normalize
+from lecture_utils import prompts
+from lecture_utils.answer import qa, retrieval
+from lecture_utils.gather import corpus
 from lecture_utils.records import Instruction
-from lecture_utils.teacher import connect
+from lecture_utils.teacher.client import connect
+from lecture_utils.text.spans import normalize
+from lecture_utils.text.tokens import with_digits
 
 HERE = Path(__file__).resolve().parent
 SHARED_BOOK = Path(os.environ.get("BOOK_PATH") or HERE.parents[1] / "shared" / "data" / "pg1342.txt")

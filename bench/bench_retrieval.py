@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lecture_utils.corpus import CorpusWarning, book_passages, load_book
+from lecture_utils.answer.retrieval import BM25Index, FastBM25Index
+from lecture_utils.gather.corpus import book_passages, load_book
+from lecture_utils.gather.files import CorpusWarning
 from lecture_utils.records import Passage
-from lecture_utils.retrieval import BM25Index, FastBM25Index
-from lecture_utils.tokens import search_words
+from lecture_utils.text.tokens import search_words
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
 SPEEDUP_TARGET, AGREEMENT_TARGET = 20.0, 0.95

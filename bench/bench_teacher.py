@@ -26,12 +26,12 @@ from pathlib import Path
 
 import httpx
 
-from lecture_utils.corpus import book_passages, load_book
-from lecture_utils.local_teacher import LocalServer, cpu_cores, default_threads, ensure_server
+from lecture_utils.answer.qa import answer_schema, build_rag_messages
+from lecture_utils.answer.retrieval import FastBM25Index
+from lecture_utils.ask.selfinstruct import INSTRUCTION_SCHEMA, build_seed_prompt, load_seeds, pick_examples
+from lecture_utils.gather.corpus import book_passages, load_book
 from lecture_utils.prompts import SEED_SYSTEM
-from lecture_utils.qa import answer_schema, build_rag_messages
-from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.selfinstruct import INSTRUCTION_SCHEMA, build_seed_prompt, load_seeds, pick_examples
+from lecture_utils.teacher.embedded import LocalServer, cpu_cores, default_threads, ensure_server
 
 REPO = Path(__file__).resolve().parents[1]
 CALL_TIMEOUT = 600.0  # seconds; a variant whose call takes longer is reported as timed out

@@ -1,9 +1,17 @@
-"""Helper package for the 'Art of the Ask' course kit.
+"""Helper package for the 'Art of the Ask' course kit, laid out by stage over three shared layers:
 
-By stage: corpus, headings and chunking (Stage 1); taxonomy, grounded, selfinstruct, passage_first (the answer-first
-lesson), dedup and coverage (Stage 2); retrieval, qa, verify and grounding (Stage 3); curation, curation_panel,
-decisions and judge (Stage 4); factory, batch, runs and export (Stage 5); quality measures a dataset. Every teacher
-call goes through teacher and engine; task holds the Task, one kind of call. docs/ARCHITECTURE.md has the map.
+    records, settings, prompts, errors     base: the records, the environment, the default prompts, KitError
+    text/        words, sentences, names, spans, "not in the text", near-duplicates and paraphrases
+    teacher/     Task, the engine every call goes through, the client (connect), cache/replay, prices, llama.cpp
+    gather/      Stage 1: a book or a folder of documents -> passages
+    ask/         Stage 2: taxonomy and tasks from passages, the answer-first lesson, Self-Instruct, coverage
+    answer/      Stage 3: BM25 retrieval, grounded answers, the checks
+    curate/      Stage 4: review state, the panel, decisions, the judge
+    scale/       Stage 5: the factory, Batch API, export, the Hugging Face folder, evaluation, figures, Path A
+    notebook/    what cells call to show things and record the run
+    instructor/  run the course, grade, build the slides
+
+A module imports only its own layer and those below it (tests/test_imports.py). docs/ARCHITECTURE.md has the map.
 """
 
 __version__ = "0.1.0"

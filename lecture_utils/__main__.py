@@ -19,12 +19,12 @@ import argparse
 import json
 import sys
 
-from .course import TEACHERS
-from .settings import MODES
+from lecture_utils.instructor.course import TEACHERS
+from lecture_utils.settings import MODES
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from lecture_utils import corpus
+    from lecture_utils.gather import corpus
 
     if args.action == "fetch":
         print(corpus.fetch_book(args.path))
@@ -35,23 +35,23 @@ def _corpus(args: argparse.Namespace) -> int:
 
 def _teacher(args: argparse.Namespace) -> int:
     if args.action == "install":
-        from lecture_utils.models import install_model
+        from lecture_utils.teacher.gguf import install_model
 
         print(install_model(args.name or "qwen2.5-coder-1.5b"))
         return 0
     if args.action == "serve":
-        from lecture_utils.local_teacher import serve
+        from lecture_utils.teacher.embedded import serve
 
         serve(model=args.model, port=args.port, host=args.host)
         return 0
-    from lecture_utils.teacher import check
+    from lecture_utils.teacher.client import check
 
     print(json.dumps(check(args.mode), indent=2))
     return 0
 
 
 def _run_course(args: argparse.Namespace) -> int:
-    from lecture_utils.course import run_course
+    from lecture_utils.instructor.course import run_course
 
     result = run_course(teacher=args.teacher, out_dir=args.out, parameters=json.loads(args.parameters or "{}"))
     print(json.dumps({"out": str(result.out_dir), "seconds": result.seconds, "checks": result.checks}, indent=2))
@@ -59,11 +59,11 @@ def _run_course(args: argparse.Namespace) -> int:
 
 
 # Commands with options of their own: their module parses the rest of the command line.
-PASSTHROUGH = {"factory": ("factory_cli", "factory_main", "Stage 5 at scale"),
-               "grade": ("grading", "grade_main", "grade a folder of submissions"),
-               "slides": ("slides", "slides_main", "build the lecture slides"),
-               "export": ("hub", "export_main", "export RUN_DIR/dataset.jsonl, a Hugging Face folder included"),
-               "evaluate": ("evaluate", "evaluate_main", "score a model on the run's held-out test split")}
+PASSTHROUGH = {"factory": ("scale.factory_cli", "factory_main", "Stage 5 at scale"),
+               "grade": ("instructor.grading", "grade_main", "grade a folder of submissions"),
+               "slides": ("instructor.slides", "slides_main", "build the lecture slides"),
+               "export": ("scale.hub", "export_main", "export RUN_DIR/dataset.jsonl, a Hugging Face folder included"),
+               "evaluate": ("scale.evaluate", "evaluate_main", "score a model on the run's held-out test split")}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lecture_utils.errors import KitError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -25,7 +27,7 @@ REPLAY_MODES = ("replay", "classroom")
 CACHE_MODES = ("off", "record", "replay")
 
 
-class SettingError(ValueError):
+class SettingError(KitError, ValueError):
     """A setting has a value the kit cannot use; the message names it and says what it takes."""
 
 

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from lecture_utils.course import NOTEBOOKS, replay_environment  # noqa: E402
+from lecture_utils.instructor.course import NOTEBOOKS, replay_environment  # noqa: E402
 
 
 def refresh(names=NOTEBOOKS) -> None:

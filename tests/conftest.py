@@ -2,7 +2,6 @@
 teacher environment so a developer's own keys, endpoints or .env never steer (or get sent by) the tests."""
 
 import pytest
-
 from fake_openai import FakeOpenAI
 
 from lecture_utils import settings
@@ -30,7 +29,7 @@ def replayed_course(tmp_path_factory):
     """The whole course run once on the replay teacher (as `run-course --teacher replay`): its output folder."""
     from pathlib import Path
 
-    from lecture_utils.course import run_course
+    from lecture_utils.instructor.course import run_course
 
     book = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg1342.txt"
     if not book.exists():

@@ -3,13 +3,13 @@
 import json
 
 import pytest
-
 from fake_batch_server import FakeBatchServer
-from lecture_utils.batch import BatchError, run_batch
-from lecture_utils.factory import FactoryConfig, run_factory
+
+from lecture_utils.answer.retrieval import FastBM25Index
 from lecture_utils.records import Instruction, Passage
-from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.teacher import TeacherConfig
+from lecture_utils.scale.batch import BatchError, run_batch
+from lecture_utils.scale.factory import FactoryConfig, run_factory
+from lecture_utils.teacher.client import TeacherConfig
 
 PASSAGES = [
     Passage("ch1-p001", "v.txt", "Marla keeps the lighthouse at Fenwick and trims its lamp every evening.", 0, 70, 1),

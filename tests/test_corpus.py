@@ -12,9 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from lecture_utils import corpus
-from lecture_utils.corpus import (Book, CorpusError, CorpusWarning, book_passages, corpus_stats,
-                                  fetch_book, load_book, load_corpus, load_documents, read_text, stats_for_path)
+from lecture_utils.gather import corpus
+from lecture_utils.gather.corpus import (
+    Book,
+    book_passages,
+    corpus_stats,
+    fetch_book,
+    load_book,
+    load_corpus,
+    stats_for_path,
+)
+from lecture_utils.gather.documents import load_documents
+from lecture_utils.gather.files import CorpusError, CorpusWarning, read_text
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
 needs_book = pytest.mark.skipif(not SHARED_BOOK.exists(), reason=f"shared book copy not found at {SHARED_BOOK}")

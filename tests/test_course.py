@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lecture_utils import records
-from lecture_utils.course import NOTEBOOKS, check_lines, run_course
+from lecture_utils.instructor.course import NOTEBOOKS, check_lines, run_course
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO.parent / "shared" / "data" / "pg1342.txt"
@@ -68,7 +68,7 @@ def test_run_course_on_replay_executes_every_notebook_and_builds_a_checked_cited
 def test_run_course_takes_the_classroom_teacher_and_refuses_an_unknown_one(tmp_path, monkeypatch):
     import papermill
 
-    from lecture_utils import course
+    from lecture_utils.instructor import course
 
     with pytest.raises(course.CourseError, match="unknown teacher 'gpt': use one of replay, classroom"):
         run_course(teacher="gpt", out_dir=tmp_path)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from lecture_utils import coverage as cv
-from lecture_utils import plots
+from lecture_utils.answer.retrieval import BM25Index
+from lecture_utils.ask import coverage as cv
+from lecture_utils.notebook import plots
 from lecture_utils.records import Instruction, Passage
-from lecture_utils.retrieval import BM25Index
 
 
 def _ins(id_, text, run, category="plot and events"):

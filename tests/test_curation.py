@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from lecture_utils.curation import CurationError, CurationState
-from lecture_utils.curation_panel import CurationPanel, highlight, reason_counts, shared_words, summary
+from lecture_utils.curate.curation import CurationError, CurationState
+from lecture_utils.curate.panel import CurationPanel, highlight, reason_counts, shared_words, summary
 from lecture_utils.records import CHECKLIST, Decision, Passage, QAPair, Retrieved, read_jsonl, write_jsonl
 
 PASSAGES = [

@@ -3,7 +3,14 @@ import random
 import pytest
 from rouge_score import rouge_scorer
 
-from lecture_utils.dedup import DedupError, lcs_length, near_duplicates, pairwise_similarities, rouge_l, rouge_tokens
+from lecture_utils.text.dedup import (
+    DedupError,
+    lcs_length,
+    near_duplicates,
+    pairwise_similarities,
+    rouge_l,
+    rouge_tokens,
+)
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 

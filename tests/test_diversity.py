@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lecture_utils import diversity as dv
+from lecture_utils.ask import diversity as dv
 
 
 def test_diversity_stats():

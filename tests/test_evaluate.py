@@ -3,12 +3,12 @@
 import json
 
 import pytest
-
-from lecture_utils import evaluate as ev
-from lecture_utils import hub
-from lecture_utils.records import Passage, QAPair, write_jsonl
-from lecture_utils.teacher import Teacher, TeacherConfig
 from fake_openai import Behaviour, reply
+
+from lecture_utils.records import Passage, QAPair, write_jsonl
+from lecture_utils.scale import evaluate as ev
+from lecture_utils.scale import hub
+from lecture_utils.teacher.client import Teacher, TeacherConfig
 
 LAMPS = {c: f"The keeper of the north light trims lamp number {c} every evening with a brass {tool} before the storm."
          for c, tool in zip(range(1, 11), "knife scissors file hook comb brush rasp tongs pick awl".split())}

@@ -6,19 +6,16 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from lecture_utils.export import (
+from lecture_utils.records import Decision, QAPair, Retrieved
+from lecture_utils.scale.export import curated_pairs, curation_counts, export_dataset, write_dataset_card
+from lecture_utils.scale.formats import (
     ExportError,
-    curated_pairs,
-    curation_counts,
-    export_dataset,
     read_export,
     validate_alpaca,
     validate_file,
     validate_openai_chat,
     validate_sharegpt,
-    write_dataset_card,
 )
-from lecture_utils.records import Decision, QAPair, Retrieved
 
 
 def pair(i, answer=None, cited=("ch1-p001",), teacher="gpt-4o-mini"):

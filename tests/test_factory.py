@@ -2,9 +2,9 @@
 
 import asyncio
 import json
-import re
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -12,15 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fake_openai import error, rate_limit, reply_json
-from lecture_utils.engine import TokenBucket
-from lecture_utils.estimate import estimate_run
-from lecture_utils.factory import FactoryConfig, FactoryError, run_factory
-from lecture_utils.records import repair_tail
-from lecture_utils.runs import finished_ids
-from lecture_utils.records import Instruction, Passage, write_jsonl
-from lecture_utils.teacher import TeacherConfig
+
+from lecture_utils.records import Instruction, Passage, repair_tail, write_jsonl
+from lecture_utils.scale.estimate import estimate_run
+from lecture_utils.scale.factory import FactoryConfig, FactoryError, run_factory
+from lecture_utils.scale.runs import finished_ids
+from lecture_utils.teacher.budgets import TokenBucket
+from lecture_utils.teacher.client import TeacherConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "bench" / "fake_latency_server.py"
@@ -54,7 +53,7 @@ def make_instructions(n, seed=2):
 
 @pytest.fixture(scope="module")
 def index():
-    from lecture_utils.retrieval import FastBM25Index
+    from lecture_utils.answer.retrieval import FastBM25Index
 
     return FastBM25Index(make_passages())
 
@@ -287,8 +286,8 @@ def test_bad_input_lines_get_a_one_line_error(tmp_path, index):
 @pytest.mark.slow
 def test_factory_with_the_embedded_llama_cpp_teacher(tmp_path, index):
     """A real round trip: llama.cpp's json_object + schema, our parsing, every item in exactly one file."""
-    from lecture_utils.models import best_installed_model
-    from lecture_utils.teacher import connect
+    from lecture_utils.teacher.client import connect
+    from lecture_utils.teacher.gguf import best_installed_model
 
     if best_installed_model() is None:
         pytest.skip("no local model installed: make lab installs one")
@@ -302,8 +301,9 @@ def test_factory_with_the_embedded_llama_cpp_teacher(tmp_path, index):
 
 def test_stage2_expansion_runs_in_parallel_and_resumes(tmp_path, fake_openai):
     from fake_openai import reply_json as rj
-    from lecture_utils.expand import expand_instructions
-    from lecture_utils.teacher import Teacher
+
+    from lecture_utils.scale.expand import expand_instructions
+    from lecture_utils.teacher.client import Teacher
 
     def invent(body):
         seed = body.get("seed", 0)

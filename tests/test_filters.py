@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from lecture_utils.filters import (
+from lecture_utils.answer.filters import (
     UNSUITABLE_KEYWORDS,
     FilterConfig,
     FilterError,

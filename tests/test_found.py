@@ -14,9 +14,9 @@ import time
 import pytest
 from matplotlib.figure import Figure
 
-from lecture_utils import found
-from lecture_utils.found import PATH_A, PATH_B, FoundError, about_source, chart, compare, load_found
 from lecture_utils.records import Passage, QAPair
+from lecture_utils.scale import found
+from lecture_utils.scale.found import PATH_A, PATH_B, FoundError, about_source, chart, compare, load_found
 
 STORY = {
     1: ["Every morning Orla Vane rowed the ferry across the Sallow River to Wrenmoor. Her passengers were mostly "

@@ -12,11 +12,11 @@ import pandas as pd
 import psutil
 import pytest
 
-from lecture_utils.decisions import decisions_that_count, is_judge
-from lecture_utils.diversity import diversity_stats
-from lecture_utils.grading import NOTEBOOKS, GradeError, grade, grade_main
-from lecture_utils.grading_report import changed_prompts, run_dir_metrics
-from lecture_utils.nbrun import scan_notebook
+from lecture_utils.ask.diversity import diversity_stats
+from lecture_utils.curate.decisions import decisions_that_count, is_judge
+from lecture_utils.instructor.grading import NOTEBOOKS, GradeError, grade, grade_main
+from lecture_utils.instructor.nbrun import scan_notebook
+from lecture_utils.instructor.report import changed_prompts, run_dir_metrics
 from lecture_utils.records import Decision, QAPair, read_jsonl, write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures_grading"

@@ -5,15 +5,18 @@ The corpus is our own invented village, so nothing is quoted from anywhere."""
 import json
 
 import pytest
-
 from fake_openai import reply_json
-from lecture_utils import export, passage_first, targets, verify
-from lecture_utils.curation_panel import checks_html
+
+from lecture_utils.answer import verify
+from lecture_utils.answer.qa import answer_instruction, retrieve
+from lecture_utils.answer.retrieval import FastBM25Index
+from lecture_utils.ask import passage_first, targets
+from lecture_utils.curate.panel import checks_html
 from lecture_utils.prompts import NOT_IN_TEXT, NOT_IN_TEXT_TYPE
-from lecture_utils.qa import answer_instruction, retrieve
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved, read_jsonl
-from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.teacher import Teacher, TeacherConfig
+from lecture_utils.scale import export
+from lecture_utils.teacher.client import Teacher, TeacherConfig
+from lecture_utils.text import spans
 
 LIGHTHOUSE = ("Marla keeps the lighthouse at Fenwick. Every evening she climbs the ninety steps and trims the lamp, "
               "and on stormy nights she stays awake until the last fishing boat is home. Her brother Tobin bakes rye "
@@ -51,17 +54,17 @@ def lighthouse() -> Passage:
 
 
 def test_a_quote_is_found_despite_case_quote_marks_and_spacing():
-    span = verify.find_span("every evening she climbs the  NINETY steps", LIGHTHOUSE)
+    span = spans.find_span("every evening she climbs the  NINETY steps", LIGHTHOUSE)
     assert span == "Every evening she climbs the ninety steps"
 
 
 def test_a_quote_with_one_word_changed_is_replaced_by_the_passages_own_words():
-    span = verify.find_span("on stormy nights she stays awake until the final fishing boat is home", LIGHTHOUSE)
+    span = spans.find_span("on stormy nights she stays awake until the final fishing boat is home", LIGHTHOUSE)
     assert span == "on stormy nights she stays awake until the last fishing boat is home."
 
 
 def test_a_quote_that_is_not_in_the_passage_is_none():
-    assert verify.find_span("Marla sells herring from a blue cart at dawn", LIGHTHOUSE) is None
+    assert spans.find_span("Marla sells herring from a blue cart at dawn", LIGHTHOUSE) is None
 
 
 HARBOUR = ("Captain Harrow sails the mail boat from Fenwick to the mainland every Tuesday and Friday. "

@@ -1,6 +1,8 @@
 import pytest
 
-from lecture_utils.grounding import (
+from lecture_utils.prompts import NOT_IN_TEXT
+from lecture_utils.records import Passage, QAPair, Retrieved
+from lecture_utils.text.grounding import (
     GroundingError,
     add_grounding,
     check_citations,
@@ -16,8 +18,6 @@ from lecture_utils.grounding import (
     support_score,
     uncited_chapters,
 )
-from lecture_utils.prompts import NOT_IN_TEXT
-from lecture_utils.records import Passage, QAPair, Retrieved
 
 # A tiny corpus written for these tests.
 PASSAGES = [

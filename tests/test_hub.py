@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
-from lecture_utils import hub
-from lecture_utils.export import ExportError
 from lecture_utils.records import Passage, QAPair
+from lecture_utils.scale import hub
+from lecture_utils.scale.formats import ExportError
 
 
 def corpus(chapters=10, per=3):

@@ -1,5 +1,6 @@
-"""The package's import graph: every module imports on its own, and no module reaches back to itself through
-others (counting the imports inside functions too: a lazy import only hides a cycle)."""
+"""The package's layout: sub-packages by stage over shared layers. Every module imports on its own, no module reaches
+back to itself through others (imports inside functions count: a lazy import only hides a cycle), a module imports
+only its own layer and the layers below it, and no module grows past 400 lines."""
 
 from __future__ import annotations
 
@@ -10,27 +11,49 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lecture_utils"
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lecture_utils"
+MODULES = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+                 if p.name != "__init__.py")
+# Lowest first. The shared layers (base, text, teacher) import no stage; a stage imports earlier stages and the
+# shared layers; the notebook helpers and the instructor's tools sit on top.
+LAYERS = [("base", {"records", "settings", "prompts", "errors"}), ("text", {"text"}), ("teacher", {"teacher"}),
+          ("gather", {"gather"}), ("ask", {"ask"}), ("answer", {"answer"}), ("curate", {"curate"}),
+          ("scale", {"scale"}), ("notebook", {"notebook"}), ("instructor", {"instructor"}), ("command", {"__main__"})]
+MAX_LINES = 400
 
 
-def imports_of(name: str) -> set[str]:
-    """The package's modules that `name` imports, anywhere in its file."""
-    tree = ast.parse((PACKAGE / f"{name}.py").read_text(encoding="utf-8"))
+def layer(module: str) -> int:
+    part = module.split(".")[1]
+    return next(i for i, (_, parts) in enumerate(LAYERS) if part in parts)
+
+
+def imports_of(module: str) -> set[str]:
+    """The package's modules that `module` imports, anywhere in its file."""
+    path = ROOT / (module.replace(".", "/") + ".py")
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:  # from .x import y
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:  # from . import x, y
-                found |= {a.name for a in node.names}
-            elif node.module and node.module.startswith("lecture_utils."):
-                found.add(node.module.split(".")[1])
-            elif node.module == "lecture_utils":
-                found |= {a.name for a in node.names}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            pytest.fail(f"{module}: a relative import (write `from lecture_utils.<layer>.<module> import ...`)")
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lecture_utils"):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found |= {n for n in names if n in MODULES}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("lecture_utils.")}
-    return found & set(MODULES) - {name}
+            found |= {a.name for a in node.names if a.name in MODULES}
+    return found - {module}
+
+
+def test_the_package_is_laid_out_by_stage_and_layer():
+    assert {m.split(".")[1] for m in MODULES} >= {"text", "teacher", "gather", "ask", "answer", "curate", "scale",
+                                                  "notebook", "instructor"}
+    wrong = [f"{m} ({LAYERS[layer(m)][0]}) imports {other} ({LAYERS[layer(other)][0]})"
+             for m in MODULES for other in sorted(imports_of(m)) if layer(other) > layer(m)]
+    assert not wrong, "a lower layer imports a higher one:\n" + "\n".join(wrong)
+
+
+def test_no_module_is_over_400_lines():
+    long = {m: n for m in MODULES if (n := len((ROOT / (m.replace(".", "/") + ".py")).read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules: {long}"
 
 
 def test_no_import_cycle_in_the_package():
@@ -52,13 +75,13 @@ def test_no_import_cycle_in_the_package():
             visit(name, [name])
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", [m for m in MODULES if not m.endswith("__main__")])
 def test_each_module_imports_alone(name):
     saved = {k: v for k, v in sys.modules.items() if k == "lecture_utils" or k.startswith("lecture_utils.")}
     for k in saved:
         del sys.modules[k]
     try:
-        importlib.import_module(f"lecture_utils.{name}")
+        importlib.import_module(name)
     finally:
         for k in [k for k in sys.modules if k == "lecture_utils" or k.startswith("lecture_utils.")]:
             del sys.modules[k]

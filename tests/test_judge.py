@@ -3,7 +3,7 @@ import math
 import pytest
 from fake_openai import reply, reply_json
 
-from lecture_utils.judge import (
+from lecture_utils.curate.judge import (
     JUDGE_PROMPT,
     JudgeError,
     JudgeScore,
@@ -16,7 +16,7 @@ from lecture_utils.judge import (
     suggested_status,
 )
 from lecture_utils.records import CHECKLIST, Decision, Passage, QAPair, Retrieved
-from lecture_utils.teacher import StructuredOutputError, Teacher, TeacherConfig
+from lecture_utils.teacher.client import StructuredOutputError, Teacher, TeacherConfig
 
 PASSAGES = [
     Passage("ch1-p001", "tale.txt", "Marla kept the lighthouse on the northern cape for thirty winters.", 0, 66, 1),

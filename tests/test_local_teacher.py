@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lecture_utils import local_teacher
-from lecture_utils.local_teacher import LocalServer, LocalTeacherError, ensure_server, server_command, wait_healthy
-from lecture_utils.models import install_model, is_installed
+from lecture_utils.teacher import embedded as local_teacher
+from lecture_utils.teacher.embedded import LocalServer, LocalTeacherError, ensure_server, server_command, wait_healthy
+from lecture_utils.teacher.gguf import install_model, is_installed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_no_model_installed_names_the_install_command(tmp_path, monkeypatch):
 
 def test_server_command_uses_all_cores_and_does_not_cancel_concurrent_requests(tmp_path):
     cmd = server_command(tmp_path / "m.gguf", "m-instruct", host="127.0.0.1", port=8123, n_ctx=2048, parent_pid=42)
-    assert cmd[:5] == [sys.executable, "-m", "lecture_utils.local_teacher", "--parent-pid", "42"]
+    assert cmd[:5] == [sys.executable, "-m", "lecture_utils.teacher.embedded", "--parent-pid", "42"]
     args = dict(zip(cmd[5::2], cmd[6::2]))
     assert args["--model_alias"] == "m-instruct" and args["--port"] == "8123" and args["--host"] == "127.0.0.1"
     threads = str(local_teacher.default_threads())

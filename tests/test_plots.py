@@ -8,7 +8,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from lecture_utils import coverage, diversity, plots
+from lecture_utils.ask import coverage
+from lecture_utils.notebook import plots
 from lecture_utils.prompts import CATEGORIES
 from lecture_utils.records import Decision, Instruction, Passage
 

@@ -4,12 +4,10 @@ import asyncio
 import json
 
 import pytest
-
-from lecture_utils import qa
-
 from fake_openai import reply, reply_json
-from lecture_utils.prompts import NOT_IN_TEXT, PROMPT_VERSION
-from lecture_utils.qa import (
+
+from lecture_utils.answer import qa
+from lecture_utils.answer.qa import (
     AnswerError,
     QAError,
     answer_instruction,
@@ -17,15 +15,16 @@ from lecture_utils.qa import (
     answer_schema,
     answer_without_context,
     build_rag_messages,
-    is_not_in_text,
     pair_from_text,
     pair_id,
 )
+from lecture_utils.answer.retrieval import FastBM25Index
+from lecture_utils.prompts import NOT_IN_TEXT, PROMPT_VERSION
 from lecture_utils.records import Instruction, Passage
-from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.engine import Engine
-from lecture_utils.teacher import Teacher, TeacherConfig
-from lecture_utils.wire import cache_key, validate
+from lecture_utils.teacher.client import Teacher, TeacherConfig
+from lecture_utils.teacher.engine import Engine
+from lecture_utils.teacher.wire import cache_key, validate
+from lecture_utils.text.refusal import is_marker as is_not_in_text
 
 # A tiny corpus of our own about an invented village, so nothing is quoted from anywhere.
 PASSAGES = [

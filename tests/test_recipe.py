@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 from fake_openai import reply_json
-from lecture_utils import nb, prompts
-from lecture_utils.factory_cli import factory_main
+
+from lecture_utils import prompts
+from lecture_utils.notebook import nb
 from lecture_utils.records import Instruction, Passage, write_jsonl
-from lecture_utils.runs import read_recipe
+from lecture_utils.scale.factory_cli import factory_main
+from lecture_utils.scale.runs import read_recipe
 
 TEXTS = ["The mill on the river ground corn for the whole valley until the dam broke in the spring flood.",
          "After the flood the miller's daughter rebuilt the dam with stones carried from the old quarry.",

@@ -11,15 +11,17 @@ import hashlib
 import json
 
 import pytest
-
 from fake_openai import FakeOpenAI
-from lecture_utils import judge, verify
-from lecture_utils.factory import run_factory
-from lecture_utils.qa import answer_instruction, build_rag_messages, answer_schema
+
+from lecture_utils.answer import verify
+from lecture_utils.answer.qa import answer_instruction, answer_schema, build_rag_messages
+from lecture_utils.answer.retrieval import FastBM25Index
+from lecture_utils.ask import round_trip
+from lecture_utils.curate import judge
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
-from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.teacher import Teacher, TeacherConfig
-from lecture_utils.wire import build_request, cache_key
+from lecture_utils.scale.factory import run_factory
+from lecture_utils.teacher.client import Teacher, TeacherConfig
+from lecture_utils.teacher.wire import build_request, cache_key
 
 ALIAS = "qwen2.5-coder-1.5b-instruct"  # the model the shipped replay cache was recorded under
 PASSAGES = [
@@ -55,7 +57,7 @@ def notebook_calls(teacher: Teacher, index: FastBM25Index) -> None:
     teacher.structured("Give a name.", LOOSE_SCHEMA, system="Reply in JSON.", seed=3)
     answer_instruction(teacher, INSTRUCTIONS[0], index)  # Stage 3
     answer_instruction(teacher, INSTRUCTIONS[1], index)  # Stage 3, passage-first: own passage first
-    verify.round_trip(teacher, INSTRUCTIONS[1], PASSAGES[1])
+    round_trip.round_trip(teacher, INSTRUCTIONS[1], PASSAGES[1])
     verify.faithful(teacher, PAIR, PASSAGES[:1])
     judge.judge_pair(teacher, PAIR, PASSAGES)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lecture_utils.corpus import CorpusWarning, book_passages, load_book
+from lecture_utils.answer.retrieval import BM25Index, FastBM25Index, RetrievalError
+from lecture_utils.gather.corpus import book_passages, load_book
+from lecture_utils.gather.files import CorpusWarning
 from lecture_utils.records import Passage
-from lecture_utils.retrieval import BM25Index, FastBM25Index, RetrievalError
-from lecture_utils.tokens import search_words
+from lecture_utils.text.tokens import search_words
 
 SHARED_BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pg1342.txt"
 needs_book = pytest.mark.skipif(not SHARED_BOOK.exists(), reason=f"shared book copy not found at {SHARED_BOOK}")

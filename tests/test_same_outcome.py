@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fake_openai import Behaviour, reply, reply_json
-from lecture_utils.factory import run_factory
-from lecture_utils.qa import answer_instruction
+
+from lecture_utils.answer.qa import answer_instruction
+from lecture_utils.answer.retrieval import FastBM25Index
 from lecture_utils.records import Instruction, Passage, to_dict
-from lecture_utils.retrieval import FastBM25Index
-from lecture_utils.teacher import Teacher, TeacherConfig
-from lecture_utils.wire import AnswerError
+from lecture_utils.scale.factory import run_factory
+from lecture_utils.teacher.client import Teacher, TeacherConfig
+from lecture_utils.teacher.wire import AnswerError
 
 PASSAGES = [
     Passage("ch1-p001", "village.txt", "Marla keeps the lighthouse at Fenwick and trims its lamp every evening.", 0, 70, 1),

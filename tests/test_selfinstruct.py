@@ -6,12 +6,12 @@ import json
 import re
 
 import pytest
-
 from fake_openai import reply, reply_json
-from lecture_utils import selfinstruct as si
+
+from lecture_utils.ask import selfinstruct as si
 from lecture_utils.prompts import CATEGORIES
 from lecture_utils.records import Instruction
-from lecture_utils.teacher import Teacher, TeacherConfig
+from lecture_utils.teacher.client import Teacher, TeacherConfig
 
 
 def teacher_for(fake) -> Teacher:

@@ -11,7 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from lecture_utils.slides import DEFAULT_SOURCE, Images, SlidesError, build_slides, markdown, parse_deck, slides_main
+from lecture_utils.instructor.slides import (
+    DEFAULT_SOURCE,
+    Images,
+    SlidesError,
+    build_slides,
+    markdown,
+    parse_deck,
+    slides_main,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO.parent / "shared" / "lecture_plan.md"

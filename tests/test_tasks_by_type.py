@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-
 from fake_openai import reply_json
-from lecture_utils import grounded, quality, taxonomy
+
+from lecture_utils.answer.retrieval import BM25Index
+from lecture_utils.ask import grounded, taxonomy
 from lecture_utils.records import Passage, QAPair
-from lecture_utils.retrieval import BM25Index
-from lecture_utils.task import Task, TaskError
-from lecture_utils.teacher import Teacher, TeacherConfig
+from lecture_utils.scale import quality
+from lecture_utils.teacher.client import Teacher, TeacherConfig
+from lecture_utils.teacher.task import Task, TaskError
 
 HARBOUR = ("Captain Marlow kept the lighthouse at Gull Point for thirty years. Every winter he rowed to the harbour "
            "town to buy oil for the lamp, and every winter he quarrelled with the harbour master, Mr. Penhale, over "

@@ -6,13 +6,22 @@ import json
 import socket
 
 import pytest
-
 from fake_openai import FakeOpenAI, drop, error, malformed, rate_limit, reply, reply_json, slow
-from lecture_utils import engine, settings, teacher as t, transport, wire
-from lecture_utils.cache import ResponseCache
-from lecture_utils.prices import estimate_cost
-from lecture_utils.teacher import Teacher, TeacherConfig, connect
-from lecture_utils.wire import StructuredOutputError, TeacherError, build_request, cache_key, parse_json_loose, validate
+
+from lecture_utils import settings
+from lecture_utils.teacher import client as t
+from lecture_utils.teacher import engine, transport, wire
+from lecture_utils.teacher.cache import ResponseCache
+from lecture_utils.teacher.client import Teacher, TeacherConfig, connect
+from lecture_utils.teacher.prices import estimate_cost
+from lecture_utils.teacher.wire import (
+    StructuredOutputError,
+    TeacherError,
+    build_request,
+    cache_key,
+    parse_json_loose,
+    validate,
+)
 
 ENV_NAMES = ("TEACHER", "TEACHER_BASE_URL", "TEACHER_MODEL", "TEACHER_API_KEY", "OPENAI_API_KEY", "TEACHER_CACHE",
              "TEACHER_CACHE_PATH", "TEACHER_LOCAL_MODEL", "TEACHER_PRICES", "TEACHER_TIMEOUT", "OPENAI_BASE_URL")
@@ -508,7 +517,7 @@ def test_classroom_replays_what_was_recorded_and_asks_the_live_teacher_the_rest(
 
 
 def test_classroom_without_a_live_teacher_says_how_to_get_one(monkeypatch, tmp_path):
-    from lecture_utils import local_teacher
+    from lecture_utils.teacher import embedded as local_teacher
 
     cache_path = tmp_path / "c.jsonl"
     record_two(cache_path)
@@ -544,7 +553,7 @@ def test_classroom_live_teacher_that_cannot_be_reached_needs_a_live_teacher(monk
 @pytest.mark.slow
 def test_real_embedded_teacher_round_trip():
     pytest.importorskip("llama_cpp")
-    from lecture_utils import models
+    from lecture_utils.teacher import gguf as models
 
     if "smollm2-135m" not in {name for name in models.RECIPES} or not models.model_path("smollm2-135m").exists():
         pytest.skip("SmolLM2 is not installed: python -m lecture_utils teacher install smollm2-135m")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from lecture_utils import filters, grounding
-from lecture_utils.dedup import rouge_tokens
-from lecture_utils.tokens import SEARCH_STOP_WORDS, STOP_WORDS, search_words, words
+from lecture_utils.answer import filters
+from lecture_utils.text import grounding
+from lecture_utils.text.dedup import rouge_tokens
+from lecture_utils.text.tokens import SEARCH_STOP_WORDS, STOP_WORDS, search_words, words
 
 
 def test_words_lower_case_and_keep_an_apostrophe_inside_a_word():

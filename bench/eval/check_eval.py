@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from lecture_utils import corpus  # noqa: E402
+from lecture_utils.gather import corpus, files  # noqa: E402
 
 WINDOW, MAX_PLACES = 300, 3
 
@@ -41,10 +41,10 @@ def verify(eval_path, source=None):
     src = Path(source) if source else corpus.resolve_book_path()
     passages = [norm(p.text) for p in corpus.load_corpus(src)]
     if src.is_dir():  # documents: one unit per file, keyed by the path inside the folder
-        units = {p.relative_to(src).as_posix(): norm(corpus.read_text(p)) for p in sorted(src.rglob("*"))
-                 if p.is_file() and p.suffix.lower() in corpus.DOC_SUFFIXES}
+        units = {p.relative_to(src).as_posix(): norm(files.read_text(p)) for p in sorted(src.rglob("*"))
+                 if p.is_file() and p.suffix.lower() in files.DOC_SUFFIXES}
     elif src.suffix.lower() in (".md", ".rst"):  # a single document: its file name is the unit
-        units = {src.name: norm(corpus.read_text(src))}
+        units = {src.name: norm(files.read_text(src))}
     else:
         book = corpus.load_book(src)
         units = {c.number: norm(book.text[c.body_start:c.end]) for c in book.chapters}

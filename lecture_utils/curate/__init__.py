@@ -1,0 +1,1 @@
+"""Stage 4: review state, the ipywidgets panel, which decision counts, the LLM judge."""

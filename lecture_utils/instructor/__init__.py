@@ -1,0 +1,1 @@
+"""For instructors: run the course headless, grade submissions, build the slides."""

@@ -1,0 +1,1 @@
+"""What notebook cells call to show things and record the run: tables, figures, checks, prompts used."""

@@ -1,0 +1,125 @@
+"""A Task is one kind of teacher call: its system prompt, its prompt template, the JSON it must return, and how a reply
+is read. A notebook cell runs it once; `run_many` runs a function of it over many items, resumably.
+
+    clear = Task("clarity", CLEAR_PROMPT, VERDICT_SCHEMA, system=None, max_tokens=12)
+    clear.one(teacher, title="Treasure Island", instruction="Why does Jim hide in the apple barrel?")  # {"verdict": "YES"}
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from lecture_utils.prompts import prompt_sha
+from lecture_utils.records import append_jsonl, iter_jsonl
+from lecture_utils.teacher.wire import CallError, StructuredOutputError, TeacherError
+
+VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
+                  "required": ["verdict"]}  # a YES/NO verdict: a grammar on a llama.cpp server, so nothing else comes back
+
+
+class TaskError(TeacherError):
+    """A Task that cannot be filled in or whose reply was never valid; `.reason` holds the short label."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    prompt: str  # a template with {placeholders}; literal braces written {{ and }}
+    schema: dict | None  # the JSON the reply must match (a grammar on a llama.cpp server); None: plain text
+    system: str | None = None
+    max_tokens: int = 300
+    temperature: float = 0.0
+    attempts: int = 2  # a reply that is not valid JSON is asked for again with another seed
+
+    @property
+    def fields(self) -> list[str]:
+        return [f for _, f, _, _ in string.Formatter().parse(self.prompt) if f]
+
+    @property
+    def sha(self) -> str:
+        """Short hash of the system prompt and the template: records carry it, prompts.json maps it to the text."""
+        return prompt_sha(self.system, self.prompt)
+
+    def render(self, **values: Any) -> str:
+        try:
+            return self.prompt.format(**values)
+        except (KeyError, IndexError) as e:
+            raise TaskError(f"the {self.name} prompt has an unknown placeholder {e}: use "
+                            f"{', '.join('{' + f + '}' for f in dict.fromkeys(self.fields) if f in values)}, and write "
+                            "literal braces as {{ and }}", "bad prompt") from None
+
+    def one(self, teacher: Any, **values: Any) -> dict:
+        """Send the filled-in prompt once and return the parsed JSON ({"text": ...} for a plain-text Task); TaskError
+        when no valid reply came back."""
+        if self.schema is None:
+            reply = teacher.chat(self.render(**values), system=self.system, temperature=self.temperature,
+                                 max_tokens=self.max_tokens)
+            return {"text": reply.text.strip(), "finish_reason": reply.finish_reason}
+        try:
+            reply = teacher.structured(self.render(**values), self.schema, system=self.system,
+                                       temperature=self.temperature, max_tokens=self.max_tokens,
+                                       attempts=self.attempts)
+        except StructuredOutputError as e:
+            raise TaskError(f"{self.name}: {e}", "no valid reply") from None
+        return reply.data
+
+    def edited(self, prompt: str | None = None, system: str | None = None) -> "Task":
+        """The same Task with a student's prompt (None keeps the default)."""
+        return replace(self, prompt=self.prompt if prompt is None else prompt,
+                       system=self.system if system is None else system)
+
+
+@dataclass
+class ManySummary:
+    items: int = 0
+    asked: int = 0  # items worked on in this call (the rest were done before)
+    kept: int = 0
+    dropped: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.items} items ({self.asked} worked on now): {self.kept} kept, {self.dropped} dropped by the "
+                f"checks, {self.failed} failed")
+
+
+def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[Any], tuple[list, list]],
+             out: str | Path, drops: str | Path, *, progress: Callable | None = None) -> ManySummary:
+    """work(item) -> (kept records, dropped records), each appended to its file the moment it exists. Resumable: an
+    item whose key is already in either file (field "job") is skipped. A replay miss or an invalid reply drops the
+    item with its reason; any other teacher failure (unreachable, no key) stops the run with nothing lost."""
+    out, drops = Path(out), Path(drops)
+    done = {r.get("job") for path in (out, drops) if path.exists() for r in iter_jsonl(path)}
+    s = ManySummary(items=len(items))
+    for item in (progress(items) if progress else items):
+        k = key(item)
+        if k in done:
+            continue
+        s.asked += 1
+        try:
+            kept, dropped = work(item)
+        except (TaskError, CallError) as e:
+            if isinstance(e, CallError) and e.reason != "replay miss":
+                raise
+            append_jsonl(drops, {"job": k, "reason": f"no valid reply: {str(e)[:160]}"})
+            s.failed += 1
+            continue
+        for r in kept:
+            append_jsonl(out, r)
+        for r in dropped:
+            append_jsonl(drops, r)
+        s.kept += len(kept)
+        s.dropped += len(dropped)
+    return s
+
+
+def done_records(path: str | Path, jobs: Iterable[str]) -> list[dict]:
+    """The lines of `path` that belong to these jobs, in file order."""
+    want = set(jobs)
+    return [r for r in iter_jsonl(path) if r.get("job") in want] if Path(path).exists() else []
