@@ -6,8 +6,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from lecture_utils.curate.decisions import DecisionError, curated_pairs
 from lecture_utils.records import Decision, QAPair, Retrieved
-from lecture_utils.scale.export import curated_pairs, curation_counts, export_dataset, write_dataset_card
+from lecture_utils.scale.export import curation_counts, export_dataset, write_dataset_card
 from lecture_utils.scale.formats import (
     ExportError,
     read_export,
@@ -51,7 +52,7 @@ def test_curated_pairs_keeps_accepted_and_fixed_with_the_edit():
 
 def test_a_fix_without_an_edit_is_a_clear_error():
     p = pair(1)
-    with pytest.raises(ExportError, match="qa-i1.*edited answer is empty"):
+    with pytest.raises(DecisionError, match="qa-i1.*edited answer is empty"):
         curated_pairs([p], [Decision(p.id, "fix", original_answer=p.answer, edited_answer=" ")])
 
 

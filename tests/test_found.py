@@ -1,4 +1,4 @@
-"""Path A (lecture_utils.found): load an open instruction dataset, keep the rows about a source, compare with Path B.
+"""Path A (lecture_utils.scale.found): load an open instruction dataset, keep the rows about a source, compare with Path B.
 
 The source is a three-chapter story written for these tests; the open dataset is a small Dolly-style file that mixes
 questions about it with general ones. Nothing here touches the network.

@@ -151,7 +151,7 @@ def test_the_server_goes_away_when_its_parent_is_killed(smollm2, tmp_path):
     code = textwrap.dedent(
         f"""
         import os, signal
-        from lecture_utils.local_teacher import ensure_server
+        from lecture_utils.teacher.embedded import ensure_server
         s = ensure_server("smollm2-135m", n_ctx=1024, log_dir={str(tmp_path)!r})
         print(s.process.pid, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -178,7 +178,7 @@ def gone(pid: int) -> bool:
 @pytest.mark.slow
 def test_serve_runs_in_the_foreground_until_ctrl_c(smollm2, tmp_path):
     port = local_teacher.free_port()
-    code = f"from lecture_utils.local_teacher import serve; serve('smollm2-135m', port={port}, n_ctx=1024)"
+    code = f"from lecture_utils.teacher.embedded import serve; serve('smollm2-135m', port={port}, n_ctx=1024)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )

@@ -184,15 +184,8 @@ def no_passages_pair(instruction: Instruction) -> QAPair:
 
 
 def passage_of(index: Any, passage_id: str) -> Passage | None:
-    """The passage with this id in the index (the index keeps a dict of them once asked)."""
-    by_id = getattr(index, "_by_id", None)
-    if by_id is None:
-        by_id = {p.id: p for p in index.passages}
-        try:
-            index._by_id = by_id
-        except AttributeError:  # pragma: no cover - an index type that takes no new attributes
-            pass
-    return by_id.get(passage_id)
+    """The passage with this id in the index (each index keeps `by_id`, built with it)."""
+    return index.by_id.get(passage_id)
 
 
 def with_source(index: Any, instruction: Instruction | str, hits: Sequence[Hit], k: int) -> list[Hit]:

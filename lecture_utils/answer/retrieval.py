@@ -64,6 +64,7 @@ class BM25Index:
 
     def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
         self.passages = list(passages)
+        self.by_id = {p.id: p for p in self.passages}
         self.bm25 = BM25Okapi(_tokenized(self.passages), k1=k1, b=b, epsilon=epsilon)
 
     def __len__(self) -> int:
@@ -92,6 +93,7 @@ class FastBM25Index:
 
     def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
         self.passages = list(passages)
+        self.by_id = {p.id: p for p in self.passages}
         self.k1, self.b, self.epsilon = k1, b, epsilon
         self.vocab: dict[str, int] = {}  # term -> row, in order of first appearance (as rank-bm25's idf dict)
         term_ids: list[int] = []

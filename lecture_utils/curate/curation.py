@@ -8,7 +8,6 @@ The latest decision for a pair wins; earlier ones stay in the file as history.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from lecture_utils.curate.decisions import decisions_that_count
+from lecture_utils.curate.decisions import curated_pairs, decisions_that_count
 from lecture_utils.errors import KitError
 from lecture_utils.records import CHECKLIST, STATUSES, Decision, Passage, QAPair, append_jsonl, iter_jsonl, read_jsonl
 
@@ -367,9 +366,6 @@ class CurationState:
         return [self.latest[p.id] for p in self.pairs if p.id in self.latest]
 
     def curated_records(self) -> list[QAPair]:
-        """Accepted and fixed pairs, each carrying its final answer (copies; the originals are untouched)."""
-        return [
-            dataclasses.replace(p, answer=self.final_answer(p.id))
-            for p in self.pairs
-            if self.status_of(p.id) in ("accept", "fix")
-        ]
+        """Accepted and fixed pairs, each carrying its final answer and who vouches for it (copies; the originals are
+        untouched): decisions.curated_pairs, the same rule notebook 5 exports with."""
+        return curated_pairs(self.pairs, self.latest_decisions())

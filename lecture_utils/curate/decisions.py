@@ -14,11 +14,17 @@ a person's review.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from lecture_utils.records import STATUSES, Decision, from_dict
+from lecture_utils.errors import KitError
+from lecture_utils.records import STATUSES, Decision, QAPair, from_dict
+
+
+class DecisionError(KitError, ValueError):
+    """A decision that cannot be applied (a fix with no edit, an unknown status); the message says what to do."""
 
 
 def is_judge(reviewer: str | None) -> bool:
@@ -78,3 +84,29 @@ def decisions_that_count(pairs: Iterable[Any], decisions: Iterable[Decision | Ma
             latest[d.pair_id] = d
     counted.latest = {pid: latest[pid] for pid in answers if pid in latest}
     return counted
+
+
+def _reviewer(decision: Decision) -> str:
+    return "judge" if is_judge(decision.reviewer) else "person"
+
+
+def curated_pairs(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict]) -> list[QAPair]:
+    """Accepted pairs as they are and fixed pairs with their edited answer, in pair order (copies).
+    Discarded and unreviewed pairs are left out."""
+    pairs = list(pairs)
+    latest = decisions_that_count(pairs, decisions).latest
+    out = []
+    for p in pairs:
+        d = latest.get(p.id)
+        if d is None or d.status == "discard":
+            continue
+        if d.status == "fix":
+            if not d.edited_answer.strip():
+                raise DecisionError(f"pair {p.id} is marked 'fix' but its edited answer is empty: edit it in the "
+                                  "curation panel, or discard it")
+            out.append(dataclasses.replace(p, answer=d.edited_answer.strip(), review=_reviewer(d)))
+        elif d.status == "accept":
+            out.append(dataclasses.replace(p, review=_reviewer(d)))
+        else:
+            raise DecisionError(f"pair {p.id} has decision status {d.status!r}: use accept, fix or discard")
+    return out

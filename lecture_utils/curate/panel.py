@@ -60,6 +60,12 @@ def highlight(passage_text: str, words: Iterable[str]) -> str:
 # --- summaries for the end of the notebook ----------------------------------------------------------------------
 
 
+# "support" (a gate) is the weakest sentence's score, not the share of supported sentences (pair.grounding, which
+# notebook 3's chart shows): the same pair reads 0.30 here and 0.50 there, so each says which it is.
+CHECK_LABELS = {"support": "support of its weakest sentence", "round_trip": "round trip", "says_not_in_text":
+                "says it is not in the text"}
+
+
 def checks_html(pair: QAPair) -> str:
     """The automatic checks' results for a pair, each marked passed or failed (see verify.py), with its evidence."""
     from lecture_utils.answer.verify import doubts, failed_checks
@@ -75,7 +81,10 @@ def checks_html(pair: QAPair) -> str:
         mark = "&#10007;" if name in failed else "?" if name in doubted else "&#10003;"
         color = "#b00020" if name in failed else "#b26a00" if name in doubted else "#1b5e20"
         text = ", ".join(value) if isinstance(value, list) else value
-        shown.append(f"<span style='color:{color}'>{mark} {html.escape(name)}: {html.escape(str(text or 'ok'))}</span>")
+        label = CHECK_LABELS.get(name, name)
+        shown.append(f"<span style='color:{color}'>{mark} {html.escape(label)}: {html.escape(str(text or 'ok'))}</span>")
+    if pair.grounding is not None:  # the figure notebook 3's grounding chart shows for the same pair
+        shown.append(f"sentences the passages support: {pair.grounding:.2f}")
     verdict = {True: "passed every check", False: "FAILED a check: read it carefully", None: "not checked"}[pair.passed]
     if doubted and pair.passed:
         verdict += "; the teacher doubts it (?): read it"

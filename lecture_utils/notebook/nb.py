@@ -15,9 +15,12 @@ from lecture_utils import settings
 def run_dir(path: str | Path) -> Path:
     """The run directory, created if needed; every stage reads and writes its files here.
 
-    KIT_RUN_DIR in the environment wins: the test suite sets it so it never touches your own runs/demo.
+    KIT_RUN_DIR in the environment wins, and says so: the test suite sets it so it never touches your own runs/demo.
     """
-    path = Path(settings.get("KIT_RUN_DIR") or path).expanduser().resolve()
+    override = settings.get("KIT_RUN_DIR")
+    if override and Path(override).expanduser().resolve() != Path(path).expanduser().resolve():
+        print(f"RUN_DIR is {override}, not {path}: KIT_RUN_DIR is set in the environment")
+    path = Path(override or path).expanduser().resolve()
     (path / "figures").mkdir(parents=True, exist_ok=True)
     return path
 

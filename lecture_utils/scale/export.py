@@ -11,7 +11,6 @@ tools that ignore extra fields; the OpenAI file always keeps it on the side, sin
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from lecture_utils.curate.decisions import decisions_that_count, is_judge
+from lecture_utils.curate.decisions import decisions_that_count
 from lecture_utils.records import Decision, QAPair
 from lecture_utils.scale.formats import (
     DEFAULT_SOURCE_LICENCE,
@@ -39,32 +38,6 @@ from lecture_utils.scale.formats import (
 )
 
 # --- which pairs go in ------------------------------------------------------------------------------------------
-
-
-def _reviewer(decision: Decision) -> str:
-    return "judge" if is_judge(decision.reviewer) else "person"
-
-
-def curated_pairs(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict]) -> list[QAPair]:
-    """Accepted pairs as they are and fixed pairs with their edited answer, in pair order (copies).
-    Discarded and unreviewed pairs are left out."""
-    pairs = list(pairs)
-    latest = decisions_that_count(pairs, decisions).latest
-    out = []
-    for p in pairs:
-        d = latest.get(p.id)
-        if d is None or d.status == "discard":
-            continue
-        if d.status == "fix":
-            if not d.edited_answer.strip():
-                raise ExportError(f"pair {p.id} is marked 'fix' but its edited answer is empty: edit it in the "
-                                  "curation panel, or discard it")
-            out.append(dataclasses.replace(p, answer=d.edited_answer.strip(), review=_reviewer(d)))
-        elif d.status == "accept":
-            out.append(dataclasses.replace(p, review=_reviewer(d)))
-        else:
-            raise ExportError(f"pair {p.id} has decision status {d.status!r}: use accept, fix or discard")
-    return out
 
 
 def curation_counts(pairs: Iterable[QAPair], decisions: Iterable[Decision | dict]) -> dict[str, int]:

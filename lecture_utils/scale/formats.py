@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lecture_utils.errors import KitError
+from lecture_utils.curate.decisions import DecisionError
 from lecture_utils.records import QAPair
 
 FORMATS = ("alpaca", "sharegpt", "openai")
@@ -23,7 +23,7 @@ OPENAI_MAX_TOKENS = 65_536  # per example, for gpt-4o-mini and gpt-4.1 models; o
 CHARS_PER_TOKEN = 4
 
 
-class ExportError(KitError, ValueError):
+class ExportError(DecisionError):
     """Pairs or decisions that cannot be exported as asked; the message says how to fix it."""
 
 
