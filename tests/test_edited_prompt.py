@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from fake_openai import reply
 
 REPO = Path(__file__).resolve().parents[1]

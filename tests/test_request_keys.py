@@ -16,7 +16,7 @@ from fake_openai import FakeOpenAI
 from lecture_utils.answer import verify
 from lecture_utils.answer.qa import answer_instruction, answer_schema, build_rag_messages
 from lecture_utils.answer.retrieval import FastBM25Index
-from lecture_utils.ask import round_trip
+from lecture_utils.ask import checks as question_checks
 from lecture_utils.curate import judge
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
 from lecture_utils.scale.factory import run_factory
@@ -57,7 +57,7 @@ def notebook_calls(teacher: Teacher, index: FastBM25Index) -> None:
     teacher.structured("Give a name.", LOOSE_SCHEMA, system="Reply in JSON.", seed=3)
     answer_instruction(teacher, INSTRUCTIONS[0], index)  # Stage 3
     answer_instruction(teacher, INSTRUCTIONS[1], index)  # Stage 3, passage-first: own passage first
-    round_trip.round_trip(teacher, INSTRUCTIONS[1], PASSAGES[1])
+    question_checks.round_trip(teacher, INSTRUCTIONS[1], PASSAGES[1])
     verify.faithful(teacher, PAIR, PASSAGES[:1])
     judge.judge_pair(teacher, PAIR, PASSAGES)
 

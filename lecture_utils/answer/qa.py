@@ -11,6 +11,7 @@ same reason ("refusal", "parse error", "empty answer"), in notebook 3 and in Sta
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -31,6 +32,7 @@ from lecture_utils.prompts import (
     prompt_sha,
 )
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
+from lecture_utils.teacher.task import Task
 from lecture_utils.teacher.wire import AnswerError, build_request, parse_json_loose, validate
 from lecture_utils.text.refusal import is_marker
 
@@ -298,18 +300,16 @@ def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: in
 
 NO_CONTEXT_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "minLength": 1}},
                      "required": ["answer"], "additionalProperties": False}
+# The teacher from memory alone (notebook 3's side-by-side): attempts None keeps the teacher's own number of tries.
+FROM_MEMORY = Task("from memory", NO_CONTEXT_PROMPT, NO_CONTEXT_SCHEMA, max_tokens=200, attempts=None)
 
 
 def answer_without_context(teacher: Any, instruction: Instruction | str, prompt: str = NO_CONTEXT_PROMPT, *,
                            title: str = "the source", system: str | None = None, temperature: float = 0.0,
                            max_tokens: int = 200) -> str:
     """The teacher's answer from memory alone, for the side-by-side with the grounded answer."""
-    try:
-        text = prompt.format(instruction=instruction_text(instruction), title=title)
-    except (KeyError, IndexError) as e:
-        raise QAError(f"the no-context prompt has an unknown placeholder {e}: use {{instruction}} and {{title}}") from None
-    reply = teacher.structured(text, NO_CONTEXT_SCHEMA, system=system, temperature=temperature, max_tokens=max_tokens)
-    return reply.data["answer"].strip()
+    task = dataclasses.replace(FROM_MEMORY, prompt=prompt, system=system, temperature=temperature, max_tokens=max_tokens)
+    return task.one(teacher, instruction=instruction_text(instruction), title=title)["answer"].strip()
 
 
 def spread(instructions: Sequence[Instruction], n: int, tasks: int = 0) -> list[Instruction]:

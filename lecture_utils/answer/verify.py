@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 if TYPE_CHECKING:
     import pandas as pd
 
-from lecture_utils.ask.round_trip import ROUND_TRIP_MIN
+from lecture_utils.ask.checks import FAITHFUL, ROUND_TRIP_MIN
 from lecture_utils.prompts import FAITHFUL_PROMPT, NOT_IN_TEXT_TYPE, RAG_SYSTEM, format_context
 from lecture_utils.records import Passage, QAPair, append_jsonl, iter_jsonl, repair_tail
 from lecture_utils.teacher.client import StructuredOutputError
-from lecture_utils.teacher.task import VERDICT_SCHEMA
 from lecture_utils.text.grounding import SUPPORT_THRESHOLD, sentence_support
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.spans import find_span, overlap, says
@@ -48,10 +47,10 @@ def _context(pair: QAPair, by_id: Mapping[str, Passage]) -> list[Passage]:
 
 def faithful(teacher: Any, pair: QAPair, passages: Sequence[Passage], *, prompt: str = FAITHFUL_PROMPT,
              system: str | None = RAG_SYSTEM) -> str:
-    """The teacher's YES/NO: is every fact of the answer stated in the passages?"""
-    text = prompt.format(context=format_context(list(passages)), instruction=pair.instruction, answer=pair.answer)
-    reply = teacher.structured(text, VERDICT_SCHEMA, system=system, temperature=0.0, max_tokens=12, attempts=2)
-    return str(reply.data.get("verdict"))
+    """The teacher's YES/NO: is every fact of the answer stated in the passages? (the FAITHFUL Task)"""
+    task = dataclasses.replace(FAITHFUL, prompt=prompt, system=system)
+    return str(task.one(teacher, context=format_context(list(passages)), instruction=pair.instruction,
+                        answer=pair.answer).get("verdict"))
 
 
 def advisory(checks: Mapping[str, Any]) -> set[str]:

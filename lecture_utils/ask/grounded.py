@@ -22,17 +22,18 @@ What a kept task has passed (each result is stored in its `checks`):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lecture_utils.ask.checks import FAITHFUL as FAITHFUL_CHECK
 from lecture_utils.ask.taxonomy import Job
 from lecture_utils.prompts import (
     CLAIM_PROMPT,
     CLEAR_PROMPT,
     EVIDENCE_PROMPT,
-    FAITHFUL_PROMPT,
     PASSAGE_SYSTEM,
     REPHRASE_PROMPT,
     TASK_PROMPT,
@@ -59,7 +60,7 @@ TASK_SCHEMA = {
 
 PICK = Task("pick evidence", EVIDENCE_PROMPT, EVIDENCE_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=200)
 WRITE = Task("write task", TASK_PROMPT, TASK_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=300)
-FAITHFUL = Task("faithful", FAITHFUL_PROMPT, VERDICT_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=12, attempts=1)
+FAITHFUL = dataclasses.replace(FAITHFUL_CHECK, attempts=1)  # a task's verdict is asked once: a NO drops it anyway
 REPHRASE = Task("rephrase", REPHRASE_PROMPT, {"type": "object", "properties": {"answer": {"type": "string", "minLength": 12}},
                                               "required": ["answer"]}, system=None, max_tokens=250, attempts=1)
 CLAIM = Task("claim", CLAIM_PROMPT, VERDICT_SCHEMA, system=None, max_tokens=12, attempts=1)

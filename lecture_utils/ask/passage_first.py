@@ -15,6 +15,7 @@ drops questions that point elsewhere. Coverage of the book is a property of the 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from lecture_utils.ask import taxonomy
-from lecture_utils.ask.round_trip import ROUND_TRIP_MIN, check_question
+from lecture_utils.ask.checks import ROUND_TRIP_MIN, check_question
 from lecture_utils.ask.targets import _PRONOUN, Target, _types, answer_sentences, names_in
 from lecture_utils.errors import KitError
 from lecture_utils.prompts import (
@@ -35,6 +36,7 @@ from lecture_utils.prompts import (
 )
 from lecture_utils.records import Instruction, Passage, append_jsonl, iter_jsonl
 from lecture_utils.teacher.client import StructuredOutputError, TeacherError
+from lecture_utils.teacher.task import Task
 from lecture_utils.text.grounding import content_words
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.spans import find_span, normalize, overlap
@@ -80,6 +82,9 @@ def sample_passages(passages: Sequence[Passage], n: int, seed: int = 0, min_word
 
 QUESTION_SCHEMA = {"type": "object", "properties": {"question": {"type": "string", "minLength": 10}},
                    "required": ["question"]}
+# One question written to one sentence of a passage (the prompt is built by build_passage_prompt).
+QUESTION = Task("question from a sentence", PASSAGE_PROMPT, QUESTION_SCHEMA, system=PASSAGE_SYSTEM, max_tokens=60,
+                temperature=0.0)
 
 
 def where(p: Passage) -> str:
@@ -212,8 +217,8 @@ def questions_from_passage(teacher: Any, passage: Passage, n: int = 2, *,
     dropped: list[Dropped] = []
     for target in picked:
         text = build_passage_prompt(passage, target, types, prompt, title)
-        reply = teacher.structured(text, QUESTION_SCHEMA, system=system, temperature=temperature,
-                                   max_tokens=max_tokens, attempts=2)
+        reply = dataclasses.replace(QUESTION, system=system).send(teacher, text, temperature=temperature,
+                                                                  max_tokens=max_tokens)
         question = " ".join(str(reply.data.get("question") or "").split())
         span = target.sentence
         reason = check_item(question, span, passage, title, target.answer)

@@ -8,6 +8,7 @@ characters it covers in coverage.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -23,6 +24,7 @@ from lecture_utils.errors import KitError
 from lecture_utils.prompts import CATEGORIES, SEED_META_PROMPT, SEED_SYSTEM, format_categories, format_examples
 from lecture_utils.records import Instruction
 from lecture_utils.settings import REPO_ROOT
+from lecture_utils.teacher.task import Task
 from lecture_utils.text.dedup import near_duplicates
 
 SEEDS_PATH = REPO_ROOT / "data" / "seed_tasks.jsonl"
@@ -107,6 +109,11 @@ def INSTRUCTION_SCHEMA(n: int, categories: Sequence[str] | None = None) -> dict:
     }
 
 
+# Alpaca's meta-prompt: n categorised instructions in one reply (its schema and prompt are built per run).
+META = Task("self-instruct run", SEED_META_PROMPT, INSTRUCTION_SCHEMA(20), system=SEED_SYSTEM, temperature=0.7,
+            attempts=None)
+
+
 def build_seed_prompt(n: int, examples: Sequence[str | Instruction] = (), categories: Sequence[str] | None = None,
                       prompt: str = SEED_META_PROMPT, title: str = "the source") -> str:
     """Fill the meta-prompt's {n}, {categories}, {examples} and {title}."""
@@ -141,8 +148,9 @@ def generate_run(teacher, n: int = 20, run: int = 1, temperature: float = 0.7, s
         examples = pick_examples(3, seed if seed is not None else run, seeds if seeds is not None else SEEDS_PATH)
     cats = list(categories or CATEGORIES)
     system = system.replace("{title}", title) if system else system
-    reply = teacher.structured(build_seed_prompt(n, examples, cats, prompt, title), INSTRUCTION_SCHEMA(n, cats), system=system,
-                               temperature=temperature, max_tokens=max_tokens or 80 * n + 200, seed=seed)
+    task = dataclasses.replace(META, system=system)
+    reply = task.send(teacher, build_seed_prompt(n, examples, cats, prompt, title), schema=INSTRUCTION_SCHEMA(n, cats),
+                      temperature=temperature, max_tokens=max_tokens or 80 * n + 200, seed=seed)
     items = reply.data.get("instructions") if isinstance(reply.data, dict) else None
     if not isinstance(items, list):
         got = sorted(reply.data) if isinstance(reply.data, dict) else type(reply.data).__name__

@@ -7,6 +7,7 @@ judge can be trusted: near 1 it agrees beyond chance, near 0 it is no better tha
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -16,6 +17,7 @@ import pandas as pd
 from lecture_utils.errors import KitError
 from lecture_utils.prompts import format_context
 from lecture_utils.records import CHECKLIST, STATUSES, Passage, QAPair
+from lecture_utils.teacher.task import Task
 
 JUDGE_SYSTEM = ("You are a careful, strict reviewer of training data for a question-answering assistant. You judge "
                 "answers only against the source passages you are shown, never against your own memory.")
@@ -59,6 +61,10 @@ def judge_schema() -> dict:
         "required": ["rationale", *CHECKLIST],
         "additionalProperties": False,
     }
+
+
+# The LLM judge: five 1-5 scores after a rationale, asked once per pair (seed 0, so a re-run asks the same).
+JUDGE = Task("judge", JUDGE_PROMPT, judge_schema(), system=JUDGE_SYSTEM, max_tokens=400, attempts=None, seed=0)
 
 
 @dataclass
@@ -110,8 +116,8 @@ def judge_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mapping
                prompt: str = JUDGE_PROMPT, system: str | None = JUDGE_SYSTEM, temperature: float = 0.0,
                max_tokens: int = 400, seed: int | None = 0) -> JudgeScore:
     """Ask the teacher to score one pair on the five criteria; `passages` may hold the whole corpus."""
-    reply = teacher.structured(judge_messages(pair, passages, prompt), judge_schema(), system=system,
-                               temperature=temperature, max_tokens=max_tokens, seed=seed)
+    task = dataclasses.replace(JUDGE, system=system, temperature=temperature, max_tokens=max_tokens, seed=seed)
+    reply = task.send(teacher, judge_messages(pair, passages, prompt))
     scores = {c: int(reply.data[c]) for c in CHECKLIST}
     return JudgeScore(pair.id, scores, reply.data["rationale"].strip(), suggested_status(scores), reply.model)
 

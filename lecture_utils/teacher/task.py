@@ -14,17 +14,18 @@ from typing import Any, Callable, Iterable, Sequence
 
 from lecture_utils.prompts import prompt_sha
 from lecture_utils.records import append_jsonl, iter_jsonl
-from lecture_utils.teacher.wire import CallError, StructuredOutputError, TeacherError
+from lecture_utils.teacher.wire import CallError, StructuredOutputError
 
 VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
                   "required": ["verdict"]}  # a YES/NO verdict: a grammar on a llama.cpp server, so nothing else comes back
 
 
-class TaskError(TeacherError):
-    """A Task that cannot be filled in or whose reply was never valid; `.reason` holds the short label."""
+class TaskError(StructuredOutputError):
+    """A Task that cannot be filled in or whose reply was never valid; `.reason` holds the short label ("bad prompt",
+    "no valid reply"), `.raw` the last reply when there was one."""
 
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason: str, raw: str = "") -> None:
+        super().__init__(message, raw)
         self.reason = reason
 
 
@@ -36,7 +37,8 @@ class Task:
     system: str | None = None
     max_tokens: int = 300
     temperature: float = 0.0
-    attempts: int = 2  # a reply that is not valid JSON is asked for again with another seed
+    attempts: int | None = 2  # a reply that is not valid JSON is asked for again with another seed (None: the teacher's)
+    seed: int | None = None
 
     @property
     def fields(self) -> list[str]:
@@ -58,17 +60,26 @@ class Task:
     def one(self, teacher: Any, **values: Any) -> dict:
         """Send the filled-in prompt once and return the parsed JSON ({"text": ...} for a plain-text Task); TaskError
         when no valid reply came back."""
+        reply = self.send(teacher, self.render(**values))
         if self.schema is None:
-            reply = teacher.chat(self.render(**values), system=self.system, temperature=self.temperature,
-                                 max_tokens=self.max_tokens)
             return {"text": reply.text.strip(), "finish_reason": reply.finish_reason}
-        try:
-            reply = teacher.structured(self.render(**values), self.schema, system=self.system,
-                                       temperature=self.temperature, max_tokens=self.max_tokens,
-                                       attempts=self.attempts)
-        except StructuredOutputError as e:
-            raise TaskError(f"{self.name}: {e}", "no valid reply") from None
         return reply.data
+
+    def send(self, teacher: Any, text: str, **overrides: Any) -> Any:
+        """Send a prompt already written (built by a function, not a template) as this Task; `overrides` change
+        schema, temperature, max_tokens or seed for this call. Returns the teacher's Reply (`.data`: the JSON)."""
+        spec = {"schema": self.schema, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "seed": self.seed, **overrides}
+        if spec["schema"] is None:
+            spec.pop("schema")
+            return teacher.chat(text, system=self.system, **spec)
+        schema = spec.pop("schema")
+        try:
+            return teacher.structured(text, schema, system=self.system, attempts=self.attempts, **spec)
+        except TaskError:
+            raise
+        except StructuredOutputError as e:
+            raise TaskError(f"{self.name}: {e}", "no valid reply", e.raw) from None
 
     def edited(self, prompt: str | None = None, system: str | None = None) -> "Task":
         """The same Task with a student's prompt (None keeps the default)."""

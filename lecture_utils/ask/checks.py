@@ -1,27 +1,32 @@
-"""The question-level checks of Stage 2: the span a question was written to is in its passage, and the teacher, asked
-the question again with only that passage, finds words that overlap the span."""
+"""The checks Stage 2 makes and Stage 3 makes again: the span a question was written to is in its passage; the
+teacher, asked the question again with only that passage, finds words that overlap the span (ROUND_TRIP); and the
+teacher's YES/NO on whether every fact of an answer is stated in the passages (FAITHFUL)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from lecture_utils.prompts import RAG_SYSTEM, ROUND_TRIP_PROMPT, format_context
+from lecture_utils.prompts import FAITHFUL_PROMPT, RAG_SYSTEM, ROUND_TRIP_PROMPT, format_context
 from lecture_utils.records import Instruction, Passage, QAPair
 from lecture_utils.teacher.client import StructuredOutputError
+from lecture_utils.teacher.task import VERDICT_SCHEMA, Task
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.spans import find_span, overlap
 
 ROUND_TRIP_MIN = 0.5  # share of the shorter side's content words that the re-found words and the span share
 QUOTE_SCHEMA = {"type": "object", "properties": {"quote": {"type": "string"}}, "required": ["quote"]}
+# The question asked again, shown only its own passage: the teacher copies the words that answer it.
+FAITHFUL = Task("faithful", FAITHFUL_PROMPT, VERDICT_SCHEMA, system=RAG_SYSTEM, max_tokens=12, temperature=0.0)
+ROUND_TRIP = Task("round trip", ROUND_TRIP_PROMPT, QUOTE_SCHEMA, system=RAG_SYSTEM, max_tokens=80, temperature=0.0)
 
 
 def round_trip(teacher: Any, instruction: Instruction | QAPair, source: Passage, *, prompt: str = ROUND_TRIP_PROMPT,
                system: str | None = RAG_SYSTEM) -> tuple[float, str]:
     """(overlap with the span, the words the teacher found) when asked the question again, shown only the source."""
-    text = prompt.format(context=format_context([source]), instruction=instruction.instruction)
-    reply = teacher.structured(text, QUOTE_SCHEMA, system=system, temperature=0.0, max_tokens=80, attempts=2)
-    found = " ".join(str(reply.data.get("quote") or "").split())
+    task = dataclasses.replace(ROUND_TRIP, prompt=prompt, system=system)
+    data = task.one(teacher, context=format_context([source]), instruction=instruction.instruction)
+    found = " ".join(str(data.get("quote") or "").split())
     if not found or found.upper().strip(". ") == "NONE":
         return 0.0, found
     return round(overlap(found, instruction.span), 3), found
