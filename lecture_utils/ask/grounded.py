@@ -42,9 +42,9 @@ from lecture_utils.prompts import (
 from lecture_utils.records import Instruction, from_dict, iter_jsonl, to_dict
 from lecture_utils.teacher.task import VERDICT_SCHEMA, Task, run_many
 from lecture_utils.text.grounding import sentence_spans, sentence_support, split_sentences
-from lecture_utils.text.names import unknown_names
+from lecture_utils.text.names import TITLED_NAME, unknown_names
 from lecture_utils.text.spans import find_span, normalize, overlap
-from lecture_utils.text.tokens import copied_run, unquoted, word_runs, words
+from lecture_utils.text.tokens import copied_run, stem, unquoted, word_runs, words
 
 EVIDENCE_SCHEMA = {
     "type": "object",
@@ -75,7 +75,7 @@ _BACK = re.compile(r"\b(the former|the latter|aforementioned|mentioned above|des
                    re.I)
 _THIS_NOUN = re.compile(r"\b([Tt]his|[Tt]hese|[Tt]hose)\s+([a-z]+)\b")  # not "that": "an example that uses ..."
 # "Mrs. Bennet" where the passage has only "Mr. Bennet": a small teacher swaps titles, and the surname check passes it
-_TITLED = re.compile(r"\b(?:Mr|Mrs|Miss|Ms|Dr|Lady|Lord|Sir|Captain|Colonel|Doctor|Squire)\.? [A-Z][a-z]+")
+_TITLED = TITLED_NAME
 
 
 def _undotted(text: str) -> str:
@@ -104,7 +104,7 @@ def stands_alone(instruction: str) -> str:
         return f'it opens with "{text.split()[0]}" for something it never names'
     for m in _THIS_NOUN.finditer(text):
         noun = m.group(2).lower()
-        if noun not in _NOT_NOUNS and noun[:5] not in normalize(text[:m.start()]):
+        if noun not in _NOT_NOUNS and stem(noun) not in normalize(text[:m.start()]):
             return f'"{m.group(0)}" points at something the instruction never names'
     pronoun = _PERSONAL.search(text)
     if pronoun and pronoun.group(1).lower() not in {"it", "its"}:

@@ -16,12 +16,13 @@ from typing import Mapping, Sequence
 from lecture_utils.prompts import TASK_TYPES
 from lecture_utils.records import Passage
 from lecture_utils.text.grounding import content_words
+from lecture_utils.text.names import TITLE_WORDS, TITLED_NAME
 
 MAX_SPAN_CHARS = 400  # a longer sentence is no target: the span a question points to stays short
 
 # Sentence ends, but not after a title ("Mr. Darcy") or an initial.
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\b[A-Z]\.)\s+(?=[A-Z_\u201c\"(])")
-_TITLED = re.compile(r"\b(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? [A-Z][a-z]+")
+_TITLED = TITLED_NAME
 _CAPITAL = re.compile(r"\b[A-Z][a-z]{2,}\b")
 # Sentences a question cannot be written from without guessing: "Her brother ..." (whose?), "Had Lydia known ..."
 _PRONOUN_START = re.compile(r"^(he|she|it|they|his|her|its|their|this|that|these|those|there|such|but|and|or|yet|"
@@ -93,11 +94,11 @@ _AMOUNT = re.compile(rf"\b(?:(?:about|nearly|only|above|almost|full|at least|mor
                      rf"(?:{_NUMBER}(?:[\s-]+(?:and|or|a)?[\s-]*)?)+\s*{_UNIT}\b(?:\s+a\s+year)?", re.I)
 # "at Hunsford", "to London": a place is a capitalised word after a preposition that the passage never uses as a
 # person's name (checked against the passage's names in answers_of)
-_PLACE = re.compile(r"\b(?:at|to|from|in|into|near) (?:the )?(?!(?:Mr|Mrs|Miss|Lady|Sir)\b)[A-Z][a-z]{2,}(?: [A-Z][a-z]+)?\b")
-_PERSON = re.compile(r"(?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: (?:de )?[A-Z][a-z]+)?")
+_PLACE = re.compile(rf"\b(?:at|to|from|in|into|near) (?:the )?(?!(?:{TITLE_WORDS})\b)[A-Z][a-z]{{2,}}(?: [A-Z][a-z]+)?\b")
+_PERSON = re.compile(rf"(?:(?:{TITLE_WORDS})\.? )?[A-Z][a-z]+(?: (?:de )?[A-Z][a-z]+)?")
 _BECAUSE = re.compile(r"\bbecause\b[^;:.!?]{8,100}", re.I)
-_SUBJECT = re.compile(r"^((?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: (?:de )?[A-Z][a-z]+)?"
-                      r"(?: and (?:(?:Mr|Mrs|Miss|Lady|Sir|Colonel|Captain|Dr)\.? )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)(?=[ ,])")
+_SUBJECT = re.compile(rf"^((?:(?:{TITLE_WORDS})\.? )?[A-Z][a-z]+(?: (?:de )?[A-Z][a-z]+)?"
+                      rf"(?: and (?:(?:{TITLE_WORDS})\.? )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)(?=[ ,])")
 
 
 # an inverted passive ("with ready delight was he received ... between Elizabeth and Lydia"): the person named after

@@ -28,7 +28,7 @@ from lecture_utils.teacher.task import VERDICT_SCHEMA, Task, TaskError, done_rec
 from lecture_utils.text.grounding import SUPPORT_THRESHOLD, content_words, sentence_support
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.refusal import declines
-from lecture_utils.text.tokens import with_digits
+from lecture_utils.text.tokens import stem, with_digits
 
 MODES = ("closed", "open")
 
@@ -61,7 +61,7 @@ def out_path(run_dir: str | Path, teacher: Any, mode: str) -> Path:
 
 
 def _stems(text: str) -> set[str]:
-    return {w[:5] for w in content_words(with_digits(text))}
+    return {stem(w) for w in content_words(with_digits(text))}
 
 
 def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | None) -> dict:

@@ -19,7 +19,7 @@ import pandas as pd
 from lecture_utils.errors import KitError
 from lecture_utils.records import Passage, QAPair
 from lecture_utils.text.refusal import says_not_in_text
-from lecture_utils.text.tokens import STOP_WORDS, words
+from lecture_utils.text.tokens import STOP_WORDS, normal_form, words
 
 # Titles and short forms that end in a period without ending a sentence.
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "sr", "jr", "prof", "rev", "col", "capt", "gen", "lt", "sir", "vol",
@@ -109,31 +109,17 @@ def split_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in sentence_spans(text)]
 
 
-def _norm(word: str) -> str:
-    # Crude suffix stripping so "walks", "walked" and "walking" meet; applied to both sides, so odd stems still match.
-    word = word.removesuffix("'s")
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
 def _raw_words(text: str) -> list[str]:
     return words(_CITATION.sub(" ", text), ascii_only=True)  # a-z0-9 words: the scores were measured on them
 
 
 def _words(text: str) -> list[str]:
-    return [_norm(w) for w in _raw_words(text)]
+    return [normal_form(w) for w in _raw_words(text)]
 
 
 def content_words(text: str) -> list[str]:
     """Lower-cased, lightly normalised words of text without stop words or citations."""
-    return [_norm(w) for w in _raw_words(text) if w not in STOP_WORDS and w.removesuffix("'s") not in STOP_WORDS]
+    return [normal_form(w) for w in _raw_words(text) if w not in STOP_WORDS and w.removesuffix("'s") not in STOP_WORDS]
 
 
 def _bigrams(tokens: list[str]) -> set[tuple[str, str]]:

@@ -22,6 +22,9 @@ _MARKUP = " \t\r\n([{_*#>`|-"  # brackets, emphasis, headings and list bullets b
 _CLOSERS = " \t\r\n\u201d\u2019\"')]}_*"  # closing quotes and brackets after a sentence's last word
 _OPENING_QUOTE = re.compile(r"[\u201c\u2018]$|(?:^|[^\w.,!?;:])[\"']$")  # straight quotes open after a non-word
 _NEW_BLOCK = re.compile(r"\n[ \t]*[\n|*#>-]")  # a blank line, or a new table row, bullet or heading
+# The titles as one regex alternation, longest first ("Mrs" before "Mr"): "Mr. Darcy", "Captain Smollett".
+TITLE_WORDS = "|".join(sorted(TITLES, key=lambda t: (-len(t), t)))
+TITLED_NAME = re.compile(rf"\b(?:{TITLE_WORDS})\.? [A-Z][a-z]+")
 _TITLE_BEFORE = re.compile(r"\b(" + "|".join(TITLES) + r")\.?$")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from difflib import SequenceMatcher
 
 from lecture_utils.text.grounding import content_words
+from lecture_utils.text.tokens import stem
 
 # Quote marks and _italics_ markers are ignored when a quote is compared with its passage: small models change them.
 _QUOTES = str.maketrans({c: None for c in "\u2018\u2019\u201c\u201d\"'_"})
@@ -50,6 +51,6 @@ def overlap(a: str, b: str) -> float:
 def says(answer: str, expected: str) -> bool:
     """True when the answer holds every content word of the expected answer, matched on their first five letters
     ("Bingley's" finds "Bingley"): the answer names the right person, amount or place."""
-    have = {w[:5] for w in content_words(answer)}
-    want = {w[:5] for w in content_words(expected)}
+    have = {stem(w) for w in content_words(answer)}
+    want = {stem(w) for w in content_words(expected)}
     return bool(want) and want <= have

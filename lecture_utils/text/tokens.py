@@ -63,13 +63,37 @@ def search_words(text: str) -> list[str]:
     return words(text, fold_accents=True, drop_apostrophes=True, stop_words=SEARCH_STOP_WORDS)
 
 
+# Two ways to let "waited" meet "waiting", each in one place. A presence test ("does the answer say Bingley?") compares
+# stems, the first five letters; an overlap score (how much of a sentence a passage supports) compares normal forms,
+# with the commonest suffixes stripped, so a long word keeps more than five letters.
 STEM = 5  # words compare on their first five letters, so "returned" meets "return" and "waited" meets "waiting"
+
+
+def stem(word: str) -> str:
+    """A word's first STEM letters: "Bingley's" and "Bingley" share one."""
+    return word[:STEM]
+
+
+def normal_form(word: str) -> str:
+    """Crude suffix stripping: "walks", "walked" and "walking" meet (used on both sides, so odd forms still match)."""
+    word = word.removesuffix("'s")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
 
 
 def missing_stems(words_: Iterable[str], reference: Iterable[str]) -> list[str]:
     """The words whose first STEM letters start no word of reference: what a text says that its reference does not."""
-    have = {w[:STEM] for w in reference}
-    return [w for w in words_ if w[:STEM] not in have]
+    have = {stem(w) for w in reference}
+    return [w for w in words_ if stem(w) not in have]
 
 
 COPY_RUN = 12  # an answer holding this many words of the source in a row, outside quotation marks, copies it
