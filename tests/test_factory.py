@@ -320,7 +320,7 @@ def test_stage2_expansion_runs_in_parallel_and_resumes(tmp_path, fake_openai):
     assert (first.runs_done, first.runs_failed, first.instructions) == (4, 1, 16)
     rows = lines(out)
     assert sorted({r["run"] for r in rows}) == [1, 2, 4, 5] and len({r["id"] for r in rows}) == 16
-    assert [f["id"] for f in lines(tmp_path / "instructions.failures.jsonl")] == ["run-3"]
+    assert [f["job"] for f in lines(tmp_path / "instructions.failures.jsonl")] == ["run-3"]
     seen = len(fake_openai.chat_requests)
     again = expand_instructions(teacher, out, runs=7, n_per_run=4, progress=False)
     assert again.runs_skipped == 5 and again.runs_done == 2  # only runs 6 and 7 are new

@@ -21,8 +21,6 @@ A negative built on purpose ("not in the text") passes when the answer says the 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
@@ -31,8 +29,9 @@ if TYPE_CHECKING:
 
 from lecture_utils.ask.checks import FAITHFUL, ROUND_TRIP_MIN
 from lecture_utils.prompts import FAITHFUL_PROMPT, NOT_IN_TEXT_TYPE, RAG_SYSTEM, format_context
-from lecture_utils.records import Passage, QAPair, append_jsonl, iter_jsonl, repair_tail
+from lecture_utils.records import Passage, QAPair, iter_jsonl
 from lecture_utils.teacher.client import StructuredOutputError
+from lecture_utils.teacher.task import run_many
 from lecture_utils.text.grounding import SUPPORT_THRESHOLD, sentence_support
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.spans import find_span, overlap, says
@@ -159,23 +158,12 @@ def verify_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mappin
 def verify_pairs(teacher: Any, pairs: Sequence[QAPair], passages: Iterable[Passage] | Mapping[str, Passage],
                  out: str | Path, *, concurrency: int = 1, progress: Callable | None = None,
                  **kwargs: Any) -> list[QAPair]:
-    """verify_pair over many pairs, each written to `out` the moment it is checked; resumable (pairs already in
-    `out` are read back, not checked again). Returns the checked pairs in the input order."""
+    """verify_pair over many pairs, each written to `out` the moment it is checked, on the kit's runner (run_many:
+    resumable, concurrent on the teacher's engine). Returns the checked pairs in the input order."""
     by_id = passages if isinstance(passages, Mapping) else {p.id: p for p in passages}
     out = Path(out)
-    repair_tail(out)
+    run_many(list(pairs), lambda p: p.id, lambda p: ([verify_pair(teacher, p, by_id, **kwargs)], []), out,
+             out.with_suffix(".failed.jsonl"), concurrency=concurrency, progress=progress,
+             done_key=lambda r: r.get("id"), drop_on=())
     done = {p.id: p for p in iter_jsonl(out, QAPair)} if out.exists() else {}
-    todo = [p for p in pairs if p.id not in done]
-    lock = threading.Lock()
-
-    def one(pair: QAPair) -> QAPair:
-        checked = verify_pair(teacher, pair, by_id, **kwargs)
-        with lock:
-            append_jsonl(out, checked)
-        return checked
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results = pool.map(one, todo)
-        for checked in (progress(results, total=len(todo)) if progress else results):
-            done[checked.id] = checked
     return [done[p.id] for p in pairs if p.id in done]

@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from lecture_utils.records import repair_tail, to_dict
-from lecture_utils.scale.runs import LineWriter, failures_path, finished_ids, iter_instructions, progress_bar
+from lecture_utils.records import to_dict
+from lecture_utils.scale.runs import failures_path, progress_bar
 from lecture_utils.teacher.client import Teacher
+from lecture_utils.teacher.task import TaskError, run_many
+from lecture_utils.teacher.wire import CallError
 
 
 @dataclass
@@ -42,39 +41,27 @@ def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per
     out = Path(out)
     failures = failures_path(out, failures)
     summary = ExpandSummary(str(out), str(failures))
-    for path in (out, failures):
-        repair_tail(path)
-    done = {rec.run for rec in iter_instructions(out)} if out.exists() else set()
-    done |= {int(str(r)[4:]) for r in finished_ids(failures, "id") if str(r).startswith("run-")}
-    todo = [r for r in range(first_run, first_run + runs) if r not in done]
-    summary.runs_skipped = runs - len(todo)
-    writer, fail = LineWriter(out), LineWriter(failures)
-    bar = progress_bar(len(todo), progress)
-    try:
-        # The sync Teacher does the structured output, retries and caching; Stage 2 needs hundreds of calls, not
-        # tens of thousands, so a few threads are plenty.
-        with concurrent.futures.ThreadPoolExecutor(max(1, concurrency)) as pool:
-            futures = {pool.submit(generate_run, teacher, n_per_run, r, temperatures[r % len(temperatures)], r,
-                                   **run_options): r for r in todo}
-            for future in concurrent.futures.as_completed(futures):
-                r = futures[future]
-                try:
-                    batch = future.result()
-                except (ValueError, RuntimeError) as e:
-                    fail.write({"id": f"run-{r}", "reason": type(e).__name__, "detail": str(e)[:300], "attempts": 1})
-                    summary.runs_failed += 1
-                else:  # one write for the whole run: a killed process leaves the run complete or absent
-                    os.write(writer.fd, "".join(json.dumps(to_dict(i), ensure_ascii=False) + "\n"
-                                                for i in batch).encode("utf-8"))
-                    summary.runs_done += 1
-                    summary.instructions += len(batch)
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        writer.close()
-        fail.close()
-        if bar is not None:
-            bar.close()
+
+    def work(r: int) -> tuple[list, list]:  # one write for the whole run: a killed process leaves it whole or absent
+        batch = generate_run(teacher, n_per_run, r, temperatures[r % len(temperatures)], r, **run_options)
+        return [{**to_dict(i), "job": f"run-{r}"} for i in batch], []
+
+    bar = progress_bar(runs, progress) if progress else None
+    done = run_many(list(range(first_run, first_run + runs)), lambda r: f"run-{r}", work, out, failures,
+                    concurrency=concurrency, done_key=lambda rec: rec.get("job") or f"run-{rec.get('run')}",
+                    drop_on=(TaskError, CallError, ValueError), progress=(lambda it, total=None: _ticking(it, bar)) if bar else None)
+    if bar is not None:
+        bar.close()
+    summary.runs_skipped = runs - done.asked
+    summary.runs_failed = done.failed
+    summary.runs_done = done.asked - done.failed
+    summary.instructions = done.kept
     if progress:
         print(summary)
     return summary
+
+
+def _ticking(items: Any, bar: Any) -> Any:
+    for item in items:
+        yield item
+        bar.update(1)

@@ -7,13 +7,17 @@ is read. A notebook cell runs it once; `run_many` runs a function of it over man
 
 from __future__ import annotations
 
+import json
+import os
 import string
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from lecture_utils.prompts import prompt_sha
-from lecture_utils.records import append_jsonl, iter_jsonl
+from lecture_utils.records import iter_jsonl, repair_tail, to_dict
 from lecture_utils.teacher.wire import CallError, StructuredOutputError
 
 VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
@@ -101,33 +105,61 @@ class ManySummary:
 
 
 def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[Any], tuple[list, list]],
-             out: str | Path, drops: str | Path, *, progress: Callable | None = None) -> ManySummary:
-    """work(item) -> (kept records, dropped records), each appended to its file the moment it exists. Resumable: an
-    item whose key is already in either file (field "job") is skipped. A replay miss or an invalid reply drops the
-    item with its reason; any other teacher failure (unreachable, no key) stops the run with nothing lost."""
+             out: str | Path, drops: str | Path, *, concurrency: int = 1, progress: Callable | None = None,
+             done_key: Callable[[dict], Any] = lambda r: r.get("job"),
+             drop_on: tuple[type[BaseException], ...] = (TaskError, CallError)) -> ManySummary:
+    """The kit's loop over many items for any Task: work(item) -> (kept records, dropped records), appended to `out`
+    and `drops` the moment the item is done (one write per file and item, so a killed run leaves an item whole or
+    absent). Resumable: an item whose key(item) is done_key(record) of a line in either file is skipped.
+
+    With concurrency > 1, items run on that many threads; the Teacher's engine sends their calls at once (up to its
+    connections) with its cache, retries and budgets. An exception in `drop_on` drops the item with its reason (a
+    replay miss, an invalid reply, a call that failed after its retries), except a CallError that every item would
+    share (unreachable, a rejected key, no credit), which stops the run with nothing lost. Stage 3 answers at Stage 5 scale go through scale/factory.py, on the same engine."""
     out, drops = Path(out), Path(drops)
-    done = {r.get("job") for path in (out, drops) if path.exists() for r in iter_jsonl(path)}
+    done = {done_key(r) for path in (out, drops) if path.exists() for r in iter_jsonl(path)}
     s = ManySummary(items=len(items))
-    for item in (progress(items) if progress else items):
+    todo = [item for item in items if key(item) not in done]
+    s.asked = len(todo)
+    lock = threading.Lock()
+
+    def one(item: Any) -> None:
         k = key(item)
-        if k in done:
-            continue
-        s.asked += 1
         try:
             kept, dropped = work(item)
-        except (TaskError, CallError) as e:
-            if isinstance(e, CallError) and e.reason != "replay miss":
+        except drop_on as e:
+            if isinstance(e, CallError) and e.fatal:
                 raise
-            append_jsonl(drops, {"job": k, "reason": f"no valid reply: {str(e)[:160]}"})
-            s.failed += 1
-            continue
-        for r in kept:
-            append_jsonl(out, r)
-        for r in dropped:
-            append_jsonl(drops, r)
-        s.kept += len(kept)
-        s.dropped += len(dropped)
+            kept, dropped = [], [{"job": k, "reason": f"no valid reply: {str(e)[:160]}"}]
+            failed = True
+        else:
+            failed = False
+        with lock:
+            _append_all(out, kept)
+            _append_all(drops, dropped)
+            s.kept += len(kept)
+            s.failed += failed
+            s.dropped += 0 if failed else len(dropped)
+
+    if concurrency <= 1:
+        for item in (progress(todo) if progress else todo):
+            one(item)
+        return s
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(one, item) for item in todo]
+        for future in (progress(as_completed(futures), total=len(futures)) if progress else as_completed(futures)):
+            future.result()  # a failure every item would share stops the run here
     return s
+
+
+def _append_all(path: Path, records: list) -> None:
+    if records:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(path)
+        with path.open("a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def done_records(path: str | Path, jobs: Iterable[str]) -> list[dict]:
