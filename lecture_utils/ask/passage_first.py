@@ -34,9 +34,10 @@ from lecture_utils.prompts import (
     format_context,
     prompt_sha,
 )
-from lecture_utils.records import Instruction, Passage, append_jsonl, iter_jsonl
-from lecture_utils.teacher.client import StructuredOutputError, TeacherError
-from lecture_utils.teacher.task import Task
+from lecture_utils.records import Instruction, Passage, iter_jsonl
+from lecture_utils.teacher.client import StructuredOutputError
+from lecture_utils.teacher.task import Task, run_many
+from lecture_utils.teacher.wire import CallError
 from lecture_utils.text.grounding import content_words
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.spans import find_span, normalize, overlap
@@ -289,29 +290,15 @@ def generate(teacher: Any, passages: Sequence[Passage], out: str | Path, *, n: i
     Resumable: a passage with a line in `out` or in the drops file is not asked again."""
     out = Path(out)
     drops = Path(dropped_path) if dropped_path else drops_path(out)
-    done = {r["passage_id"] for path in (out, drops) if path.exists() for r in iter_jsonl(path)}
-    s = GenerationSummary(passages=len(passages))
-    for passage in (progress(passages) if progress else passages):
-        if passage.id in done:
-            continue
-        s.asked += 1
-        try:
-            kept, dropped = questions_from_passage(teacher, passage, n, **kwargs)
-        except (StructuredOutputError, TeacherError) as e:
-            if isinstance(e, TeacherError) and not isinstance(e, StructuredOutputError) and "no recorded reply" not in str(e):
-                raise  # an unreachable teacher or a missing key stops the run; what is written stays
-            append_jsonl(drops, Dropped(passage.id, "", "", f"no valid reply: {str(e)[:160]}"))
-            s.failed += 1
-            continue
-        for inst in kept:
-            append_jsonl(out, inst)
-        for d in dropped:
-            append_jsonl(drops, d)
-        if not kept and not dropped:
-            append_jsonl(drops, Dropped(passage.id, "", "", "the teacher wrote no question"))
-        s.kept += len(kept)
-        s.dropped += len(dropped)
-    return s
+
+    def work(passage: Passage) -> tuple[list, list]:
+        kept, dropped = questions_from_passage(teacher, passage, n, **kwargs)
+        return kept, dropped or ([] if kept else [Dropped(passage.id, "", "", "the teacher wrote no question")])
+
+    m = run_many(list(passages), lambda p: p.id, work, out, drops, progress=progress,
+                 done_key=lambda r: r.get("passage_id"), drop_on=(StructuredOutputError, CallError),
+                 failure=lambda k, e: Dropped(k, "", "", f"no valid reply: {str(e)[:160]}"))
+    return GenerationSummary(passages=len(passages), asked=m.asked, kept=m.kept, dropped=m.dropped, failed=m.failed)
 
 
 def drops_path(out: str | Path) -> Path:

@@ -107,7 +107,8 @@ class ManySummary:
 def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[Any], tuple[list, list]],
              out: str | Path, drops: str | Path, *, concurrency: int = 1, progress: Callable | None = None,
              done_key: Callable[[dict], Any] = lambda r: r.get("job"),
-             drop_on: tuple[type[BaseException], ...] = (TaskError, CallError)) -> ManySummary:
+             drop_on: tuple[type[BaseException], ...] = (TaskError, CallError),
+             failure: Callable[[str, BaseException], Any] | None = None) -> ManySummary:
     """The kit's loop over many items for any Task: work(item) -> (kept records, dropped records), appended to `out`
     and `drops` the moment the item is done (one write per file and item, so a killed run leaves an item whole or
     absent). Resumable: an item whose key(item) is done_key(record) of a line in either file is skipped.
@@ -130,7 +131,8 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
         except drop_on as e:
             if isinstance(e, CallError) and e.fatal:
                 raise
-            kept, dropped = [], [{"job": k, "reason": f"no valid reply: {str(e)[:160]}"}]
+            reason = f"no valid reply: {str(e)[:160]}"
+            kept, dropped = [], [failure(k, e) if failure else {"job": k, "reason": reason}]
             failed = True
         else:
             failed = False
