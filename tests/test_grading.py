@@ -231,6 +231,18 @@ def test_the_report_shows_the_diversity_numbers_notebook_2_shows(tmp_path):
     assert run_dir_metrics(tmp_path)["mean_similarity"] is None  # one instruction: no pair to compare
 
 
+def test_the_report_names_what_the_run_recorded_as_changed_from_the_kit(tmp_path):
+    from lecture_utils import prompts
+    from lecture_utils.notebook import nb
+
+    assert run_dir_metrics(tmp_path)["recipe_changed"] == ""
+    nb.record_prompts(tmp_path, stage=3, RAG_PROMPT=prompts.RAG_PROMPT + " Be brief.", RAG_SYSTEM=prompts.RAG_SYSTEM)
+    nb.record_settings(tmp_path, 3, {"K": 3}, K=5)
+    assert run_dir_metrics(tmp_path)["recipe_changed"] == "RAG_PROMPT K"
+    (tmp_path / "settings.json").write_text("{not json", encoding="utf-8")
+    assert run_dir_metrics(tmp_path)["recipe_changed"].startswith("unreadable:")
+
+
 # --- prompts changed from the kit's -------------------------------------------------------------------------------
 
 def edit_stage2_prompt(notebook: Path) -> str:

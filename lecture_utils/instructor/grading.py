@@ -184,7 +184,7 @@ def grade_student(sub: Submission, work: Path, teacher: str, timeout: float, par
 
 COLUMNS = ["student", "status", "reason", "graded_from", "reproduced", "notebooks_found", "notebooks_ran",
            "failed_notebook", "failed_cell", "error", "reviewed_by_person", "accept", "fix", "discard",
-           "judge_decided", "prompts_changed", "live_teacher", *[f"n_{s}" for s in STAGE_FILES], "accepted_share",
+           "judge_decided", "prompts_changed", "recipe_changed", "live_teacher", *[f"n_{s}" for s in STAGE_FILES], "accepted_share",
            "distinct_verbs", "mean_similarity", "grounding_rate", *[f"check_{n[:2]}" for n in NOTEBOOKS],
            "decisions_from", "stale_decisions", "check_data", "seconds"]
 COUNTS = ["failed_cell", "distinct_verbs", "reviewed_by_person", "accept", "fix", "discard", "judge_decided",

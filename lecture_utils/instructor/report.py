@@ -18,7 +18,9 @@ import pandas as pd
 
 from lecture_utils.ask.diversity import diversity_stats
 from lecture_utils.curate.decisions import decisions_that_count, is_judge
+from lecture_utils.errors import KitError
 from lecture_utils.records import iter_jsonl
+from lecture_utils.scale.runs import read_recipe
 from lecture_utils.settings import NOTEBOOKS_DIR
 
 # Python 3.11's parser is not safe to run from several threads at once (grading reads notebooks in a pool):
@@ -37,7 +39,8 @@ def read_records(path: Path) -> list[dict] | None:
 
 def run_dir_metrics(run_dir: Path) -> dict[str, Any]:
     """Counts at each stage, the Stage 4 review (decisions.decisions_that_count decides which decisions count, and
-    which were a person's), diversity and grounding, read from a run directory."""
+    which were a person's), diversity and grounding, and the prompts and settings the run recorded as changed from
+    the kit's (recipe_changed), read from a run directory."""
     data = {name: read_records(run_dir / f"{name}.jsonl") for name in STAGE_FILES}
     m: dict[str, Any] = {f"n_{name}": len(data[name]) if data[name] is not None else None for name in STAGE_FILES}
     if data["decisions"] is not None:
@@ -66,6 +69,10 @@ def run_dir_metrics(run_dir: Path) -> dict[str, Any]:
             retrieved = {r.get("id") if isinstance(r, dict) else r for r in p.get("retrieved") or []}
             grounded += bool(cited) and cited <= retrieved and cited <= known
         m["grounding_rate"] = round(grounded / len(pairs), 3)
+    try:  # what the run itself recorded as differing from the kit (prompts.json, settings.json): what Stage 5 ran
+        m["recipe_changed"] = " ".join(read_recipe(run_dir).changed)
+    except KitError as e:
+        m["recipe_changed"] = f"unreadable: {e}"
     return m
 
 
