@@ -56,10 +56,6 @@ def instruction_text(instruction: Instruction | str) -> str:
     return f"{text}\n{instruction.input.strip()}" if instruction.input.strip() else text
 
 
-def _as_hits(hits: Sequence[Hit | Passage]) -> list[Hit]:
-    return [h if isinstance(h, tuple) else (h, 0.0) for h in hits]
-
-
 def build_rag_messages(instruction: Instruction | str, hits: Sequence[Hit | Passage], prompt: str = RAG_PROMPT,
                        system: str | None = RAG_SYSTEM) -> list[dict]:
     """The chat messages for one grounded answer: the system prompt, then the prompt filled with the passages."""

