@@ -118,3 +118,18 @@ def test_the_export_command_writes_the_formats_and_the_hf_folder(tmp_path, capsy
     assert header["license"] == "mit"
     assert main(["export", str(tmp_path / "missing")]) == 2
     assert "run notebook 5" in capsys.readouterr().err
+
+
+def test_a_split_whose_rows_all_lack_evidence_loads_beside_one_that_has_some(tmp_path):
+    """Seen on Treasure Island: without the card's stated column types, test's empty lists were read as nulls."""
+    import dataclasses
+
+    datasets = pytest.importorskip("datasets")
+    passages = corpus(chapters=4)
+    pairs = [dataclasses.replace(p, evidence=["the keeper trims lamp"] if p.cited[0].startswith(("ch01", "ch02"))
+                                 else []) for p in pairs_over(passages, straddle=False) if p.cited]
+    result = hub.write_hf(pairs, passages, tmp_path / "hf", test_size=3, seed=0)
+    loaded = datasets.load_dataset(str(tmp_path / "hf"))
+    assert {k: len(v) for k, v in loaded.items()} == result.splits
+    assert loaded["train"].features["evidence"] == loaded["test"].features["evidence"]
+    assert any(r["evidence"] for r in loaded["train"]) != any(r["evidence"] for r in loaded["test"])

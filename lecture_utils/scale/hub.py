@@ -111,6 +111,16 @@ def hf_record(pair: QAPair, system: str | None, by_id: dict[str, Passage]) -> di
             "prompt_sha": pair.prompt_sha or pair.prompt_version or ""}
 
 
+# The columns' types, stated: otherwise a split whose rows all have no evidence is read as a list of nulls, and
+# load_dataset fails to put it beside a split whose evidence has text (seen on Treasure Island).
+FEATURES = ("dataset_info:\n  features:\n  - name: id\n    dtype: string\n"
+            "  - name: messages\n    list:\n    - name: role\n      dtype: string\n    - name: content\n"
+            "      dtype: string\n"
+            + "".join(f"  - name: {n}\n    sequence: string\n" for n in ("cited", "units", "evidence"))
+            + "".join(f"  - name: {n}\n    dtype: string\n"
+                      for n in ("task_type", "reference", "review", "checks", "teacher", "prompt_sha")))
+
+
 def size_category(n: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if n < limit:
@@ -129,7 +139,7 @@ def yaml_header(*, title: str, licence: str | None, language: str, n: int, files
             f"size_categories:\n- {size_category(n)}\n"
             f"pretty_name: {json.dumps(title)}\n"
             "tags:\n- synthetic\n- instruction-tuning\n- rag\n"
-            "configs:\n- config_name: default\n  data_files:\n" + listed + "---\n\n")
+            "configs:\n- config_name: default\n  data_files:\n" + listed + FEATURES + "---\n\n")
 
 
 def write_hf(pairs: Iterable[QAPair], passages: Sequence[Passage], out_dir: str | Path, *,
