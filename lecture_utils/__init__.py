@@ -7,7 +7,8 @@
     ask/         Stage 2: taxonomy and tasks from passages, the answer-first lesson, Self-Instruct, coverage
     answer/      Stage 3: BM25 retrieval, grounded answers, the checks
     curate/      Stage 4: review state, the panel, decisions, the judge
-    scale/       Stage 5: the factory, Batch API, export, the Hugging Face folder, evaluation, figures, Path A
+    scale/       Stage 5: the factory, the loop back to Stage 2, Batch API, export, the Hugging Face folder,
+                 evaluation, the dataset's figures, Path A
     notebook/    what cells call to show things and record the run
     instructor/  run the course, grade, build the slides
 

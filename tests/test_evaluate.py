@@ -103,6 +103,8 @@ def test_a_rerun_resumes_and_the_command_prints_its_summary_as_the_last_line(fak
 def test_no_test_split_is_a_clear_error(tmp_path):
     with pytest.raises(ev.EvalError, match="run notebook 5"):
         ev.test_split(tmp_path)
+    with pytest.raises(ev.EvalError, match="not a run directory"):
+        ev.test_split(tmp_path / "runs" / "typo")
 
 
 def test_a_behaviour_can_be_scripted_for_a_refusing_model(fake_openai, tmp_path):

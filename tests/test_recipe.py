@@ -80,6 +80,8 @@ def test_the_command_prices_the_model_as_told_and_stops_at_the_cap_then_resumes(
     monkeypatch.setenv("TEACHER_MODEL", "my-own-model")  # not in the kit's price table
     run = make_run(tmp_path)
     extra = [str(tmp_path / "run"), "--teacher", "endpoint", "--no-progress", "--concurrency", "1"]
+    assert main(["factory", *extra, "--estimate"]) == 0
+    assert "cost unknown: no price for my-own-model" in capsys.readouterr().err  # unknown, not $0.00
     assert main(["factory", *extra, "--max-cost", "1"]) == 2
     assert "--price-in and --price-out" in capsys.readouterr().err
     answers(fake_openai, 1)  # each request: about 300 prompt tokens + 200 max at $2000 per million: ~$1 worst case

@@ -30,14 +30,19 @@ class Estimate:
     cost_usd: float
     max_cost_usd: float  # if every answer used max_tokens
     model: str
+    priced: bool = True  # False: a hosted model with no price in the table (the cost is unknown, not zero)
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def __str__(self) -> str:
-        return (f"about {self.requests:,} requests, {self.tokens:,} tokens ({self.prompt_tokens:,} prompt + "
-                f"{self.completion_tokens:,} completion), ${self.cost_usd:.2f} with {self.model} "
+        size = (f"about {self.requests:,} requests, {self.tokens:,} tokens ({self.prompt_tokens:,} prompt + "
+                f"{self.completion_tokens:,} completion)")
+        if not self.priced:
+            return (f"{size}; cost unknown: no price for {self.model} (give --price-in and --price-out in US dollars "
+                    "per million tokens, or TEACHER_PRICES)")
+        return (f"{size}, ${self.cost_usd:.2f} with {self.model} "
                 f"(at most ${self.max_cost_usd:.2f} if every answer ran to max_tokens; retries not counted)")
 
 
@@ -73,4 +78,5 @@ def estimate_run(instructions: Iterable[Instruction | dict] | str | Path, index:
     priced = tc.mode != "local"
     cost = estimate_cost(model, prompt_tokens, answer_tokens * requests, tc.prices) if priced else 0.0
     worst = estimate_cost(model, prompt_tokens, config.max_tokens * requests, tc.prices) if priced else 0.0
-    return Estimate(requests, prompt_tokens, answer_tokens * requests, cost, worst, model)
+    known = not priced or tc.cache == "replay" or estimate_cost(model, 10**6, 10**6, tc.prices) > 0
+    return Estimate(requests, prompt_tokens, answer_tokens * requests, cost, worst, model, known)

@@ -6,9 +6,11 @@ split, and its answers are scored against the reference answers and their passag
 
 Closed book: the question alone, with the dataset's system prompt, as a fine-tuned model is used. Open book: the
 passages BM25 finds for it first (Stage 3's retrieval), as a RAG system would. Each answer gets the kit's own checks
-(it holds the answer words Stage 2 wrote the question to, or the reference's; it names nobody the question and
-reference do not; support by the cited passages; "not in the text") and a judge's YES/NO against the reference
-(a small judge says YES too easily: the checks come first). Correct = all of them. Per item: RUN_DIR/eval/<model>-<book>.csv;
+(it holds the answer words Stage 2 wrote the question to, or the reference's; it names nobody the question, the
+reference and the cited passages do not; it does not decline) and a judge's YES/NO against the reference (a small
+judge says YES too easily: the checks come first). Correct = all of these. Beside them, not part of "correct":
+whether every sentence is supported by the cited passages (lexical: a sentence that restates the question with the
+wrong name still counts as supported). Per item: RUN_DIR/eval/<model>-<book>.csv;
 the summary is the command's last line, one JSON object.
 """
 
@@ -47,6 +49,8 @@ def tasks(system: str | None, judge_max_tokens: int = 12) -> dict[str, Task]:
 
 def test_split(run_dir: str | Path) -> list[dict]:
     """The held-out rows notebook 5 or `export` wrote to RUN_DIR/export/hf."""
+    if not Path(run_dir).is_dir():
+        raise EvalError(f"{run_dir} is not a run directory: pass the RUN_DIR the notebooks wrote (e.g. runs/demo)")
     files = sorted((Path(run_dir) / "export" / "hf" / "data").glob("test-*.jsonl"))
     if not files:
         raise EvalError(f"no test split in {Path(run_dir) / 'export' / 'hf'}: run notebook 5, or "
@@ -64,7 +68,7 @@ def _stems(text: str) -> set[str]:
     return {stem(w) for w in content_words(with_digits(text))}
 
 
-def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | None) -> dict:
+def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | None, title: str = "") -> dict:
     """The kit's checks on one answer, and whether it counts as correct. `holds_answer`: every word of the answer
     Stage 2 wrote the question to ("Miss Bingley", "one mile"; numbers as numbers), or, for a pair without one, half
     the reference's words that the question does not already say; `other_names`: names neither the question, the
@@ -80,7 +84,8 @@ def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | No
         holds = bool(want) and len(want & have) >= len(want) / 2
     context = " ".join([question, reference] + [p.text for p in passages])
     said = set(re.findall(r"[a-z]+", context.lower()))
-    names = [n for n in unknown_names(answer, context) if n.lower() not in said]  # "Lamp" opening a sentence
+    named = answer.replace(title, " ") if title else answer  # the source's own title names nobody
+    names = [n for n in unknown_names(named, context) if n.lower() not in said]  # "Lamp" opening a sentence
     support = sentence_support(answer, [p.text for p in passages]) if passages and answer.strip() else []
     supported = bool(support) and all(s.score >= SUPPORT_THRESHOLD for s in support)
     refusal = declines(answer)
@@ -122,16 +127,20 @@ def evaluate(teacher: Any, rows: Sequence[dict], passages: Sequence[Passage], ou
         cited = [by_id[c] for c in row.get("cited", []) if c in by_id]
         record = {"job": f"{mode}:{model}:{row['id']}", "id": row["id"], "mode": mode, "model": model,
                   "task_type": row.get("task_type", ""), "question": question, "answer": answer,
-                  "reference": row["messages"][-1]["content"], **score(answer, row, cited, verdict)}
+                  "reference": row["messages"][-1]["content"], **score(answer, row, cited, verdict, title)}
         return [record], []
 
     out = Path(out)
-    run_many(rows, lambda r: f"{mode}:{model}:{r['id']}", work, out, out.with_suffix(".failed.jsonl"),
-             progress=progress)
+    failed = out.with_suffix(".failed.jsonl")
+    run_many(rows, lambda r: f"{mode}:{model}:{r['id']}", work, out, failed, progress=progress)
     by_job = {f"{mode}:{model}:{r['id']}": r for r in rows}
+    lost = done_records(failed, by_job)
+    if lost:
+        print(f"{len(lost)} of {len(rows)} questions got no answer ({mode} book; first: {lost[0]['reason'][:100]}): "
+              f"they are left out of the scores; delete {failed} to ask them again")
     # scored again on reading: answers from an earlier run get today's checks
     return [{**rec, **score(rec["answer"], by_job[rec["job"]], [by_id[c] for c in by_job[rec["job"]].get("cited", [])
-                                                               if c in by_id], rec["judge"] or None)}
+                                                               if c in by_id], rec["judge"] or None, title)}
             for rec in done_records(out, by_job)]
 
 
@@ -151,12 +160,13 @@ def summary(records: Sequence[dict]) -> dict:
             "by_task_type": {t: {"n": len(rs), "accuracy": share("correct", rs)} for t, rs in sorted(by_type.items())}}
 
 
-def chart(summaries: Sequence[dict]):
-    """Closed book beside open book (or one model beside another): what share is correct, agrees, supported."""
+def chart(summaries: Sequence[dict], title: str = "How well does each model answer the held-out questions?"):
+    """Closed book beside open book (or one model beside another): the share of answers that are correct, and the
+    checks beside it."""
     from matplotlib.figure import Figure
 
     keys = ("accuracy", "holds_answer", "other_names", "supported", "judge_yes", "refusals")
-    fig = Figure(figsize=(8.5, 3.4))
+    fig = Figure(figsize=(8.5, 3.8), layout="constrained")
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(summaries))
     for i, s in enumerate(summaries):
@@ -168,9 +178,8 @@ def chart(summaries: Sequence[dict]):
                    "judge says\nYES", "refusals"])
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("share of test questions")
-    ax.set_title("How well does the model answer the held-out questions?")
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
+    ax.set_title(title)
+    fig.legend(loc="outside lower center", ncols=max(1, len(summaries)), fontsize=8)
     return fig
 
 

@@ -238,7 +238,12 @@ def write_dataset_card(path: str | Path, pairs: Sequence[QAPair], *, files: Mapp
     if figures:  # quality.figures: the lecture's three qualities, measured on the pairs exported
         from lecture_utils.scale.quality import rows
         parts += ["## Diversity, grounding and copying (measured)", _table(rows(figures), ("figure", "value"))]
-    if provenance_mode == "none":
+    if provenance_mode == "columns":  # the Hugging Face folder: provenance travels with each row
+        prov = ("Each row carries its provenance as columns: `task_type`, `cited` (passage ids) and `units` (their "
+                "chapters or documents), `evidence` and `reference` (the quotes and the answer Stage 2 wrote a task "
+                "from; empty for answer-first questions), `review` (who vouches for it), `checks` (each check's "
+                "result, as JSON), `teacher` and `prompt_sha`.")
+    elif provenance_mode == "none":
         prov = "Provenance was not exported."
     elif provenance_mode == "field":
         prov = ("Each Alpaca and ShareGPT record has a `provenance` field (pair and instruction ids, cited and "

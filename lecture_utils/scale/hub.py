@@ -57,8 +57,9 @@ def unit_of(passage: Passage) -> str:
 
 
 def units_of(pair: QAPair, by_id: dict[str, Passage]) -> set[str]:
-    """The units a pair rests on: those of the passages it cites, else of the passage it was written from."""
-    ids = list(pair.cited) or ([pair.passage_id] if pair.passage_id else [])
+    """The units a pair rests on: those of the passage(s) its question was written from and of the passages its
+    answer cites (a small teacher sometimes cites a passage of another chapter: both count, so neither leaks)."""
+    ids = [pair.passage_id, *pair.related, *pair.cited]
     return {unit_of(by_id[i]) for i in ids if i in by_id}
 
 
@@ -167,21 +168,31 @@ def write_hf(pairs: Iterable[QAPair], passages: Sequence[Passage], out_dir: str 
         files[name] = f"data/{name}-{hashlib.sha256(text.encode()).hexdigest()[:10]}.jsonl"
         (out / files[name]).write_text(text, encoding="utf-8")
     title = title or f"Instructions about {source_title(source)}"
+    held = train + test
+    if card.get("figures") is not None:  # measured again on what the folder holds
+        from lecture_utils.scale.quality import figures
+
+        card["figures"] = figures(held, passages)
+    card["counts"] = {**(card.get("counts") or {}), "exported (refusals left out)": len(pairs),
+                      "left out of both splits: they rest on chapters or documents on both sides": how["straddling"],
+                      "left out of test: the instruction is also a train instruction": how["repeated"],
+                      "train": len(train), "test": len(test)}
     result = HFResult(out, {k: len(v) for k, v in splits.items()}, how["test_units"], how["straddling"],
                       how["repeated"], out / "README.md")
     drawn = (f"The test split holds {len(test)} pairs from {len(how['test_units'])} whole chapters or documents "
              f"({', '.join(how['test_units'])}), drawn at random with seed {seed} until it held about {test_size} "
-             "of the pairs: no passage a test pair cites is cited by a train pair, and no instruction is in both. "
-             f"Left out of both: {how['straddling']} pairs citing units on both sides; left out of test: "
+             "of the pairs: no passage a test pair was written from or cites belongs to a chapter or document a "
+             "train pair was written from or cites, and no instruction is in both. "
+             f"Left out of both: {how['straddling']} pairs resting on chapters or documents on both sides; left out of test: "
              f"{how['repeated']} whose instruction is also a train instruction.") if test else (
         "There is no test split: the pairs come from too few chapters or documents to hold one out.")
     notes = "\n\n".join(x for x in (card.pop("notes", ""), "### Splits\n\n" + drawn) if x)
-    write_dataset_card(result.card, train + test, files=None, title=title, source=source, system=system,
-                       licence=licence, notes=notes, **card)
+    write_dataset_card(result.card, held, files=None, title=title, source=source, system=system,
+                       licence=licence, notes=notes, provenance_mode="columns", **card)
     body = result.card.read_text(encoding="utf-8")
-    body = body.replace("## Contents", "## Contents\n\n- `datasets.load_dataset(\"path/to/this/folder\")` gives "
+    body = body.replace("## Contents\n\n", "## Contents\n\n- `datasets.load_dataset(\"path/to/this/folder\")` gives "
                         + " and ".join(f"`{s}` ({len(v)})" for s, v in splits.items())
-                        + "; each row is a chat (`messages`) with its provenance as columns", 1)
+                        + "; each row is a chat (`messages`) with its provenance as columns\n", 1)
     result.card.write_text(yaml_header(title=title, licence=licence, language=language, n=len(train) + len(test),
                                        files=files) + body, encoding="utf-8")
     result.files = {k: out / v for k, v in files.items()}
@@ -192,6 +203,8 @@ def export_main(argv: list[str] | None = None) -> int:
     """`python -m lecture_utils export RUN_DIR`: RUN_DIR/dataset.jsonl (notebook 5) to RUN_DIR/export, the
     Hugging Face folder included."""
     import argparse
+
+    import pandas as pd
 
     from lecture_utils.records import iter_jsonl
     from lecture_utils.scale.export import export_dataset
@@ -214,17 +227,22 @@ def export_main(argv: list[str] | None = None) -> int:
             raise ExportError(f"{run / name} does not exist: run notebook {stage} for this run directory first")
     pairs = list(iter_jsonl(run / "dataset.jsonl", QAPair))
     passages = list(iter_jsonl(run / "passages.jsonl", Passage))
-    settings = read_recipe(run).settings
-    title = settings.get("TITLE") or "the source"  # notebook 5 records the run's TITLE and SOURCE
+    settings = read_recipe(run).settings  # notebook 5 records the run's TITLE, SOURCE and the card's source line
+    title = settings.get("TITLE") or "the source"
     where = settings.get("SOURCE")
-    source = f"{title} ({where})" if where else title
+    source = settings.get("SOURCE_NAME") or (f"{title} ({where})" if where else title)
     kept = [x for x in pairs if args.refusals or not x.not_in_text]
     measured = figures(kept, passages)
+    funnel = run / "factory" / "funnel.csv"  # what notebook 5's filters and checks stopped
+    filters = pd.read_csv(funnel) if funnel.exists() else None
+    counts = {"reviewed in Stage 4 (by a person or the judge), refusals included": sum(
+        x.review in ("person", "judge") for x in pairs), "factory pairs that passed every check": sum(
+        x.review == "checks" for x in pairs)}
     out = Path(args.out or run / "export")
     size = int(args.test_size) if args.test_size >= 1 else args.test_size
     print(export_dataset(pairs, out, FORMATS, source=source, figures=measured, licence=args.licence,
-                         refusals=args.refusals))
+                         refusals=args.refusals, filters=filters, counts=counts))
     print(write_hf(pairs, passages, out / "hf", test_size=size, seed=args.seed, source=source, licence=args.licence,
-                   language=args.language, refusals=args.refusals, figures=measured))
+                   language=args.language, refusals=args.refusals, figures=measured, filters=filters, counts=counts))
     print(f"upload (needs a token): huggingface-cli upload YOUR_NAME/YOUR_DATASET {out / 'hf'} --repo-type dataset")
     return 0
