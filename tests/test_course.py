@@ -59,6 +59,7 @@ def test_run_course_on_replay_executes_every_notebook_and_builds_a_checked_cited
     hf = datasets.load_dataset(str(run / "export" / "hf"))
     assert set(hf) == {"train", "test"} and len(hf["test"]) >= 10
     assert not {c for r in hf["train"] for c in r["cited"]} & {c for r in hf["test"] for c in r["cited"]}
+    assert not {u for r in hf["train"] for u in r["units"]} & {u for r in hf["test"] for u in r["units"]}
     asked = {r["messages"][-2]["content"].lower() for r in hf["train"]}
     assert not asked & {r["messages"][-2]["content"].lower() for r in hf["test"]}
     header = yaml.safe_load((run / "export" / "hf" / "README.md").read_text(encoding="utf-8").split("---\n")[1])
