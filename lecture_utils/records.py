@@ -176,7 +176,15 @@ def json_lines(path: Path, error: type[Exception] = ValueError) -> Iterator[tupl
     """(line number, value) for each non-blank line, streamed; a torn last line ends it, any other bad line raises
     `error`."""
     with path.open(encoding="utf-8") as f:  # streamed: a 50,000-line file is never held in memory at once
-        for i, line in enumerate(f, 1):
+        lines = enumerate(f, 1)
+        while True:
+            try:
+                i, line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as e:
+                raise error(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at position {e.start}): save "
+                            "it as UTF-8 JSON Lines.") from None
             if not line.strip():
                 continue
             try:

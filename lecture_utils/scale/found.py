@@ -60,6 +60,8 @@ def _read_file(path: Path) -> list[Any]:
         return [row for _, row in json_lines(path, FoundError)]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise FoundError(f"{path} is not UTF-8 text: save it as UTF-8 JSON or JSON Lines.") from None
     except json.JSONDecodeError as e:
         raise FoundError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): fix it, or save the rows as "
                          ".jsonl.") from None
