@@ -23,7 +23,8 @@ from lecture_utils.prompts import NOT_IN_TEXT, PROMPT_VERSION
 from lecture_utils.records import Instruction, Passage
 from lecture_utils.teacher.client import Teacher, TeacherConfig
 from lecture_utils.teacher.engine import Engine
-from lecture_utils.teacher.wire import cache_key, validate
+from lecture_utils.teacher.json_reply import validate
+from lecture_utils.teacher.wire import cache_key
 from lecture_utils.text.refusal import is_marker as is_not_in_text
 
 # A tiny corpus of our own about an invented village, so nothing is quoted from anywhere.

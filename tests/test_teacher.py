@@ -13,15 +13,9 @@ from lecture_utils.teacher import client as t
 from lecture_utils.teacher import engine, transport, wire
 from lecture_utils.teacher.cache import ResponseCache
 from lecture_utils.teacher.client import Teacher, TeacherConfig, connect
+from lecture_utils.teacher.json_reply import parse_json_loose, validate
 from lecture_utils.teacher.prices import estimate_cost
-from lecture_utils.teacher.wire import (
-    StructuredOutputError,
-    TeacherError,
-    build_request,
-    cache_key,
-    parse_json_loose,
-    validate,
-)
+from lecture_utils.teacher.wire import StructuredOutputError, TeacherError, build_request, cache_key
 
 ENV_NAMES = ("TEACHER", "TEACHER_BASE_URL", "TEACHER_MODEL", "TEACHER_API_KEY", "OPENAI_API_KEY", "TEACHER_CACHE",
              "TEACHER_CACHE_PATH", "TEACHER_LOCAL_MODEL", "TEACHER_PRICES", "TEACHER_TIMEOUT", "OPENAI_BASE_URL")

@@ -32,8 +32,9 @@ from lecture_utils.prompts import (
     prompt_sha,
 )
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
+from lecture_utils.teacher.json_reply import parse_json_loose, validate
 from lecture_utils.teacher.task import Task
-from lecture_utils.teacher.wire import AnswerError, build_request, parse_json_loose, validate
+from lecture_utils.teacher.wire import AnswerError, build_request
 from lecture_utils.text.refusal import is_marker
 
 Hit = tuple[Passage, float]

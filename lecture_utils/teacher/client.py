@@ -26,15 +26,9 @@ from typing import Any, Callable
 from lecture_utils import settings
 from lecture_utils.settings import CACHE_MODES, DEFAULT_CACHE_PATH, MODES, REPLAY_MODES
 from lecture_utils.teacher.engine import Engine, Reply
+from lecture_utils.teacher.json_reply import check_schema, parse_json_loose, validate
 from lecture_utils.teacher.transport import PLACEHOLDER_KEY
-from lecture_utils.teacher.wire import (
-    CallError,
-    StructuredOutputError,
-    TeacherError,
-    check_schema,
-    parse_json_loose,
-    validate,
-)
+from lecture_utils.teacher.wire import CallError, StructuredOutputError, TeacherError
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
