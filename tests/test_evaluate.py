@@ -114,3 +114,18 @@ def test_a_behaviour_can_be_scripted_for_a_refusing_model(fake_openai, tmp_path)
     with teacher_for(fake_openai) as t:
         s = ev.summary(ev.evaluate(t, ev.test_split(run), passages, run / "eval" / "shy.jsonl", judge=t))
     assert s["refusals"] == 1.0 and s["accuracy"] == 0.0 and s["judge_yes"] == 0.0
+
+
+def test_when_no_question_is_answered_the_command_says_so_in_one_line(fake_openai, tmp_path, capsys, monkeypatch):
+    from fake_openai import error
+
+    run, _ = run_dir(tmp_path)
+    fake_openai.default = error(400, "this model cannot take that request")  # fails each item, not the run
+    monkeypatch.setenv("TEACHER_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("TEACHER_MODEL", "fake-model")
+    monkeypatch.setenv("TEACHER_CACHE", "off")
+    from lecture_utils.__main__ import main
+
+    assert main(["evaluate", str(run), "--limit", "2", "--no-judge"]) == 2
+    err = capsys.readouterr().err
+    assert "no question of the test split was answered" in err and "teacher check" in err

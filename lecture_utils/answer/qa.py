@@ -244,7 +244,7 @@ async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit]
                       seed: int | None = None, resend: bool = True, strict: bool = False) -> QAPair:
     """One grounded answer on an engine.Engine: the request, the call and the reply turned into a pair.
 
-    Raises AnswerError (refusal, empty answer, parse error) or engine.CallError (HTTP errors, timeouts, a replay
+    Raises AnswerError (refusal, empty answer, parse error) or wire.CallError (HTTP errors, timeouts, a replay
     miss). resend=True sends the same request again after an unparseable reply (the factory's way); resend=False
     raises at once, so the caller can ask again with another seed. strict=True also checks the reply against the
     answer's JSON schema (cited ids among the retrieved ones, no other fields), as Teacher.structured does."""

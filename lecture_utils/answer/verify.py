@@ -164,6 +164,6 @@ def verify_pairs(teacher: Any, pairs: Sequence[QAPair], passages: Iterable[Passa
     out = Path(out)
     run_many(list(pairs), lambda p: p.id, lambda p: ([verify_pair(teacher, p, by_id, **kwargs)], []), out,
              out.with_suffix(".failed.jsonl"), concurrency=concurrency, progress=progress,
-             done_key=lambda r: r.get("id"), drop_on=())
+             done_key=lambda r: r.get("id"), drop_on=())  # a check that cannot run stops the run: none skips the gate
     done = {p.id: p for p in iter_jsonl(out, QAPair)} if out.exists() else {}
     return [done[p.id] for p in pairs if p.id in done]

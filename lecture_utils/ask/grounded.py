@@ -40,7 +40,7 @@ from lecture_utils.prompts import (
     format_context,
 )
 from lecture_utils.records import Instruction, from_dict, iter_jsonl, to_dict
-from lecture_utils.teacher.task import VERDICT_SCHEMA, Task, run_many
+from lecture_utils.teacher.task import VERDICT_SCHEMA, Task, drops_path, run_many
 from lecture_utils.text.grounding import sentence_spans, sentence_support, split_sentences
 from lecture_utils.text.names import TITLED_NAME, unknown_names
 from lecture_utils.text.spans import find_span, normalize, overlap
@@ -299,11 +299,6 @@ def generate(teacher: Any, jobs: Sequence[Job], out: str | Path, *, title: str, 
         return [dict(to_dict(k), job=job.id) for k in kept], dropped
 
     return run_many(list(jobs), lambda j: j.id, work, out, drops_path(out), progress=progress)
-
-
-def drops_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.stem + ".dropped.jsonl")
 
 
 def load(out: str | Path, jobs: Sequence[Job] | None = None) -> tuple[list[Instruction], list[dict]]:

@@ -36,7 +36,7 @@ from lecture_utils.prompts import (
 )
 from lecture_utils.records import Instruction, Passage, iter_jsonl
 from lecture_utils.teacher.client import StructuredOutputError
-from lecture_utils.teacher.task import Task, run_many
+from lecture_utils.teacher.task import Task, drops_path, run_many
 from lecture_utils.teacher.wire import CallError
 from lecture_utils.text.grounding import content_words
 from lecture_utils.text.names import unknown_names
@@ -299,12 +299,6 @@ def generate(teacher: Any, passages: Sequence[Passage], out: str | Path, *, n: i
                  done_key=lambda r: r.get("passage_id"), drop_on=(StructuredOutputError, CallError),
                  failure=lambda k, e: Dropped(k, "", "", f"no valid reply: {str(e)[:160]}"))
     return GenerationSummary(passages=len(passages), asked=m.asked, kept=m.kept, dropped=m.dropped, failed=m.failed)
-
-
-def drops_path(out: str | Path) -> Path:
-    """Where generate() keeps the questions its checks threw out, beside its output file."""
-    out = Path(out)
-    return out.with_name(out.stem + ".dropped.jsonl")
 
 
 def load_generated(out: str | Path) -> list[Instruction]:

@@ -1,4 +1,4 @@
-"""Stage 4, human curation: the review state that the panel (curation_panel.py) shows and that tests drive directly.
+"""Stage 4, human curation: the review state that the panel (panel.py) shows and that tests drive directly.
 
 Every decision is appended to a JSONL file the moment it is made (original and edited answer, checklist, timestamp),
 so a kernel restart loses nothing: a new CurationState on the same files picks up at the first unreviewed pair.

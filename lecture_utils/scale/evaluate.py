@@ -214,6 +214,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     records = evaluate(teacher, rows, passages, out, mode=mode, title=title, k=args.k, judge=judge)
     import pandas as pd
 
+    if not records:
+        raise EvalError(f"no question of the test split was answered (see {out.with_suffix('.failed.jsonl')}): check "
+                        "the teacher with `python -m lecture_utils teacher check`, then run again")
     pd.DataFrame(records).drop(columns=["job"]).to_csv(out.with_suffix(".csv"), index=False)
     result = summary(records)
     out.with_suffix(".summary.json").write_text(json.dumps(result, indent=1), encoding="utf-8")

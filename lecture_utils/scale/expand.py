@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lecture_utils.records import to_dict
-from lecture_utils.scale.runs import failures_path, progress_bar
+from lecture_utils.scale.runs import failures_path
 from lecture_utils.teacher.client import Teacher
 from lecture_utils.teacher.task import TaskError, run_many
 from lecture_utils.teacher.wire import CallError
@@ -46,12 +46,14 @@ def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per
         batch = generate_run(teacher, n_per_run, r, temperatures[r % len(temperatures)], r, **run_options)
         return [{**to_dict(i), "job": f"run-{r}"} for i in batch], []
 
-    bar = progress_bar(runs, progress) if progress else None
+    def bar(items: Any, total: int | None = None) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(items, total=total, desc="Self-Instruct runs")
+
     done = run_many(list(range(first_run, first_run + runs)), lambda r: f"run-{r}", work, out, failures,
                     concurrency=concurrency, done_key=lambda rec: rec.get("job") or f"run-{rec.get('run')}",
-                    drop_on=(TaskError, CallError, ValueError), progress=(lambda it, total=None: _ticking(it, bar)) if bar else None)
-    if bar is not None:
-        bar.close()
+                    drop_on=(TaskError, CallError, ValueError), progress=bar if progress else None)
     summary.runs_skipped = runs - done.asked
     summary.runs_failed = done.failed
     summary.runs_done = done.asked - done.failed
@@ -59,9 +61,3 @@ def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per
     if progress:
         print(summary)
     return summary
-
-
-def _ticking(items: Any, bar: Any) -> Any:
-    for item in items:
-        yield item
-        bar.update(1)

@@ -78,6 +78,8 @@ def factory_main(argv: list[str] | None = None) -> int:
         teacher = connect(args.teacher, **overrides)
     if args.price_in is not None:  # this model's price, over the kit's table and TEACHER_PRICES
         config_ = teacher.config if hasattr(teacher, "engine") else teacher
+        if hasattr(teacher, "close"):
+            teacher.close()  # the factory opens its own connections from the config
         teacher = dataclasses.replace(config_, prices={**(config_.prices or {}),
                                                        config_.model or "": (args.price_in, args.price_out)})
     recipe = read_recipe(run_dir)  # the prompts and K the run's notebooks used, so a student's edits run at scale

@@ -2,7 +2,7 @@
 recorded, on passages Stage 2 did not use, with the same checks; the factory then answers the new tasks like any
 instruction.
 
-    new = grow(teacher, "runs/demo", passages, 24, taxonomy="novel", title="Pride and Prejudice")
+    new = grow(teacher, "runs/demo", passages, 24, taxonomy_name="novel", title="Pride and Prejudice")
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def grow(teacher: Any, run_dir: str | Path, passages: Sequence[Passage], n: int,
     run = Path(run_dir)
     recipe = read_recipe(run)
     types = taxonomy.resolve(taxonomy_name or recipe.settings.get("TAXONOMY") or "novel")
-    fresh = [p for p in passages if p.id not in used_passages(run)]
+    used = used_passages(run)
+    fresh = [p for p in passages if p.id not in used]
     if n <= 0 or not fresh:
         return []
     jobs = taxonomy.assign(taxonomy.sample(fresh, n, seed=seed), types, BM25Index(passages), seed=seed)

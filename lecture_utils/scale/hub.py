@@ -147,7 +147,7 @@ def write_hf(pairs: Iterable[QAPair], passages: Sequence[Passage], out_dir: str 
              test_size: float | int = 0.2, seed: int = 0, system: str | None = DEFAULT_SYSTEM, source: str = "",
              title: str | None = None, licence: str | None = None, language: str = "en", refusals: bool = False,
              **card: Any) -> HFResult:
-    """Write the Hugging Face dataset folder (data/train.jsonl, data/test.jsonl, README.md) to out_dir.
+    """Write the Hugging Face dataset folder (data/train-<hash>.jsonl, data/test-<hash>.jsonl, README.md) to out_dir.
     `card` takes write_dataset_card's other arguments (counts, filters, figures, notes, ...)."""
     pairs = [p for p in pairs if refusals or not p.not_in_text]
     if len(pairs) < 2:
@@ -183,7 +183,8 @@ def write_hf(pairs: Iterable[QAPair], passages: Sequence[Passage], out_dir: str 
              f"({', '.join(how['test_units'])}), drawn at random with seed {seed} until it held about {test_size} "
              "of the pairs: no passage a test pair was written from or cites belongs to a chapter or document a "
              "train pair was written from or cites, and no instruction is in both. "
-             f"Left out of both: {how['straddling']} pairs resting on chapters or documents on both sides; left out of test: "
+             f"Left out of both: {how['straddling']} pairs resting on chapters or documents on both sides; left out "
+             "of test: "
              f"{how['repeated']} whose instruction is also a train instruction.") if test else (
         "There is no test split: the pairs come from too few chapters or documents to hold one out.")
     notes = "\n\n".join(x for x in (card.pop("notes", ""), "### Splits\n\n" + drawn) if x)

@@ -40,9 +40,10 @@ class TokenBucket:
 
 class SpendCap:
     """A spending limit in US dollars that survives resumes: what was spent is appended to `ledger` (one line per paid
-    reply) and read back at the start. A request is sent only if its worst case (prompt + max_tokens at list price),
-    with every request already in flight counted the same way, fits under the cap; so a run stops within one
-    request's cost of it, and never above it."""
+    reply) and read back at the start. A request is sent only if its worst case (its prompt, estimated at four
+    characters a token, plus max_tokens, at list price), with every request in flight counted the same way, fits under
+    the cap: a run stops within about one request's worst case of the cap, not past it (unless the estimate of a
+    prompt's tokens falls short)."""
 
     def __init__(self, cap_usd: float, ledger: Any) -> None:
         self.cap, self.ledger = float(cap_usd), Path(ledger)

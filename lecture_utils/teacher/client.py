@@ -171,7 +171,7 @@ class Teacher:
 
     def run(self, coroutine: Any) -> Any:
         """Run a coroutine on the teacher's event loop and return its result (qa.answer_item on one item, say).
-        A failed call raises engine.CallError (a TeacherError) with its reason kept as `.reason`."""
+        A failed call raises wire.CallError (a TeacherError) with its reason kept as `.reason`."""
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
         except CallError as e:
@@ -262,11 +262,11 @@ def resolve(mode: str | None = None, **overrides: Any) -> TeacherConfig:
     config = TeacherConfig.from_env(mode, **overrides)
     if config.mode == "local" and not config.base_url and config.cache != "replay":
         try:
-            from lecture_utils.teacher import embedded as local_teacher
+            from lecture_utils.teacher import embedded
         except ImportError as e:
             raise TeacherError(f"the embedded teacher is not available ({e}): run `make lab` to set it up, "
                                "or set TEACHER_BASE_URL or OPENAI_API_KEY") from None
-        server = local_teacher.ensure_server(model=config.local_model)
+        server = embedded.ensure_server(model=config.local_model)
         config = dataclasses.replace(config, base_url=server.base_url, model=config.model or server.model_alias)
     return config
 

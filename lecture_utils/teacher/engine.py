@@ -11,7 +11,7 @@ their Retry-After), 5xx, timeouts, dropped connections and malformed replies. A 
 way of taking a JSON schema (json_schema, then json_object+schema, then the schema in the prompt) until one is
 accepted. `accept(reply)` lets the caller check a reply: an AnswerError marked retryable asks again.
 
-teacher.Teacher wraps an Engine for notebooks (one call at a time, sync); the factory runs one for thousands.
+teacher.client.Teacher wraps an Engine for notebooks (one call at a time, sync); the factory runs one for thousands.
 """
 
 from __future__ import annotations
@@ -295,21 +295,21 @@ class Engine:
                     await self.rpm.take(1)
                 if self.tpm is not None:
                     await self.tpm.take(budget)
-                if self.cap is not None:
-                    self.cap.reserve(worst)
                 cost = None
-                try:
-                    async with self.sem:
+                async with self.sem:  # reserved only when it is this request's turn, so waiting ones hold nothing
+                    if self.cap is not None:
+                        self.cap.reserve(worst)
+                    try:
                         self.usage.requests += 1
                         self.usage.retries += attempt > 1
                         async with asyncio.timeout(self.timeout_s):
                             completion = await self.chat(request, self.timeout_s + 5)
-                    text, finish_reason, refusal, usage = reply_parts(completion)
-                    cost = 0.0 if self.config.mode == "local" else cost_in(
-                        self.prices, request["model"], usage["prompt_tokens"], usage["completion_tokens"])
-                finally:
-                    if self.cap is not None:
-                        self.cap.settle(worst, cost)
+                        text, finish_reason, refusal, usage = reply_parts(completion)
+                        cost = 0.0 if self.config.mode == "local" else cost_in(
+                            self.prices, request["model"], usage["prompt_tokens"], usage["completion_tokens"])
+                    finally:
+                        if self.cap is not None:
+                            self.cap.settle(worst, cost)
             except CallError:  # the spend cap: every item would meet it
                 raise
             except TimeoutError:
@@ -374,6 +374,7 @@ class Engine:
                     f"{NEEDS_LIVE} the prompt \"{prompt_start(request['messages'])}\" is not in the replay cache "
                     "(edited?); set TEACHER_BASE_URL or OPENAI_API_KEY, or install the embedded teacher with "
                     "`python -m lecture_utils teacher install qwen2.5-coder-1.5b` "
-                    f"(no live teacher now: {self._live_problem or 'none configured'})", "replay miss")
+                    f"(no live teacher now: {self._live_problem or 'none configured'})", "replay miss",
+                    fatal=True)  # every prompt the recording lacks would fail the same way: stop, say how to fix
             return self._live
 

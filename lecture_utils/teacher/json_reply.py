@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from lecture_utils.teacher.wire import _preview
+from lecture_utils.teacher.wire import preview
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.S)
 
@@ -99,7 +99,7 @@ def validate(data: Any, schema: dict) -> list[str]:
     problems = []
     for e in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path)
-        problems.append(f"{where}: {_preview(e.message, 160)}")
+        problems.append(f"{where}: {preview(e.message, 160)}")
     return problems
 
 

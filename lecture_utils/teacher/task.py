@@ -41,7 +41,7 @@ class Task:
     system: str | None = None
     max_tokens: int = 300
     temperature: float = 0.0
-    attempts: int | None = 2  # a reply that is not valid JSON is asked for again with another seed (None: the teacher's)
+    attempts: int | None = 2  # an invalid JSON reply is asked for again with another seed (None: the teacher's number)
     seed: int | None = None
 
     @property
@@ -56,10 +56,11 @@ class Task:
     def render(self, **values: Any) -> str:
         try:
             return self.prompt.format(**values)
-        except (KeyError, IndexError) as e:
-            raise TaskError(f"the {self.name} prompt has an unknown placeholder {e}: use "
-                            f"{', '.join('{' + f + '}' for f in dict.fromkeys(self.fields) if f in values)}, and write "
-                            "literal braces as {{ and }}", "bad prompt") from None
+        except (KeyError, IndexError, ValueError) as e:  # ValueError: a lone { or } (a brace meant literally)
+            problem = f"an unknown placeholder {e}" if isinstance(e, (KeyError, IndexError)) else f"a stray brace ({e})"
+            raise TaskError(f"the {self.name} prompt has {problem}: the placeholders it can use are "
+                            f"{', '.join('{' + v + '}' for v in values)}; write a literal brace as {{{{ or }}}}",
+                            "bad prompt") from None
 
     def one(self, teacher: Any, **values: Any) -> dict:
         """Send the filled-in prompt once and return the parsed JSON ({"text": ...} for a plain-text Task); TaskError
@@ -73,13 +74,12 @@ class Task:
         """Send a prompt already written (built by a function, not a template) as this Task; `overrides` change
         schema, temperature, max_tokens or seed for this call. Returns the teacher's Reply (`.data`: the JSON)."""
         spec = {"schema": self.schema, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                "seed": self.seed, **overrides}
-        if spec["schema"] is None:
-            spec.pop("schema")
-            return teacher.chat(text, system=self.system, **spec)
-        schema = spec.pop("schema")
+                "seed": self.seed, "system": self.system, "attempts": self.attempts, **overrides}
+        schema, attempts = spec.pop("schema"), spec.pop("attempts")
+        if schema is None:
+            return teacher.chat(text, **spec)
         try:
-            return teacher.structured(text, schema, system=self.system, attempts=self.attempts, **spec)
+            return teacher.structured(text, schema, attempts=attempts, **spec)
         except TaskError:
             raise
         except StructuredOutputError as e:
@@ -108,7 +108,7 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
              out: str | Path, drops: str | Path, *, concurrency: int = 1, progress: Callable | None = None,
              done_key: Callable[[dict], Any] = lambda r: r.get("job"),
              drop_on: tuple[type[BaseException], ...] = (TaskError, CallError),
-             failure: Callable[[str, BaseException], Any] | None = None) -> ManySummary:
+             failure: Callable[[str, BaseException], Any] | None = None, retry_failed: bool = False) -> ManySummary:
     """The kit's loop over many items for any Task: work(item) -> (kept records, dropped records), appended to `out`
     and `drops` the moment the item is done (one write per file and item, so a killed run leaves an item whole or
     absent). Resumable: an item whose key(item) is done_key(record) of a line in either file is skipped.
@@ -116,9 +116,13 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
     With concurrency > 1, items run on that many threads; the Teacher's engine sends their calls at once (up to its
     connections) with its cache, retries and budgets. An exception in `drop_on` drops the item with its reason (a
     replay miss, an invalid reply, a call that failed after its retries), except a CallError that every item would
-    share (unreachable, a rejected key, no credit), which stops the run with nothing lost. Stage 3 answers at Stage 5 scale go through scale/factory.py, on the same engine."""
+    share (unreachable, a rejected key, no credit, a prompt the recording lacks with no live teacher), which stops the
+    run with nothing lost. failure(key, error) makes a failed item's record (default {"job", "reason", "failed":
+    true}); a failed item is skipped on a resume like a finished one, unless retry_failed=True.
+    Stage 3 answers at Stage 5 scale go through scale/factory.py, on the same engine, asynchronously."""
     out, drops = Path(out), Path(drops)
-    done = {done_key(r) for path in (out, drops) if path.exists() for r in iter_jsonl(path)}
+    done = {done_key(r) for path in (out, drops) if path.exists() for r in iter_jsonl(path)
+            if not (retry_failed and r.get("failed"))}
     s = ManySummary(items=len(items))
     todo = [item for item in items if key(item) not in done]
     s.asked = len(todo)
@@ -131,8 +135,8 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
         except drop_on as e:
             if isinstance(e, CallError) and e.fatal:
                 raise
-            reason = f"no valid reply: {str(e)[:160]}"
-            kept, dropped = [], [failure(k, e) if failure else {"job": k, "reason": reason}]
+            reason = f"{getattr(e, 'reason', '') or 'no valid reply'}: {str(e)[:160]}"
+            kept, dropped = [], [failure(k, e) if failure else {"job": k, "reason": reason, "failed": True}]
             failed = True
         else:
             failed = False
@@ -149,9 +153,19 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
         return s
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(one, item) for item in todo]
-        for future in (progress(as_completed(futures), total=len(futures)) if progress else as_completed(futures)):
-            future.result()  # a failure every item would share stops the run here
+        try:
+            for future in (progress(as_completed(futures), total=len(futures)) if progress else as_completed(futures)):
+                future.result()  # a failure every item would share stops the run here
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # items not started stay for the next run
+            raise
     return s
+
+
+def drops_path(out: str | Path) -> Path:
+    """Where run_many's callers keep what the checks dropped (and the items that failed): OUT.dropped.jsonl."""
+    out = Path(out)
+    return out.with_name(out.stem + ".dropped.jsonl")
 
 
 def _append_all(path: Path, records: list) -> None:

@@ -150,7 +150,7 @@ def cache_key(request: dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]} ...[+{len(text) - limit} chars]"
 
 
@@ -208,7 +208,7 @@ def _retry_after(headers: Any) -> float | None:
 def _detail(exc: openai.APIStatusError) -> str:
     body = exc.body
     text = body.get("message") if isinstance(body, dict) and body.get("message") else exc.message
-    return _preview(" ".join(str(text).split()), 200)
+    return preview(" ".join(str(text).split()), 200)
 
 
 def classify_error(exc: BaseException) -> tuple[bool, float | None, str]:
@@ -239,7 +239,7 @@ def classify_error(exc: BaseException) -> tuple[bool, float | None, str]:
                                  "and TEACHER_MODEL")
         return False, None, f"{url} rejected the request ({status}): {detail}"
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, MalformedReplyError)):
-        return True, None, f"the teacher server sent a malformed reply ({_preview(str(exc), 120)})"
+        return True, None, f"the teacher server sent a malformed reply ({preview(str(exc), 120)})"
     return False, None, f"{type(exc).__name__}: {exc}"
 
 
