@@ -27,6 +27,11 @@ class Passage:
     chapter: int | None = None  # chapter number for a book
     section: str | None = None  # heading title for a document or chapter
 
+    @property
+    def unit(self) -> int | str:
+        """The whole the passage belongs to: its chapter for a book, its document for a folder."""
+        return self.chapter if self.chapter is not None else self.source
+
 
 @dataclass
 class Instruction:

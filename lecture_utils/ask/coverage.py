@@ -44,7 +44,7 @@ def character_mentions(passages: Sequence[Passage], names: Names = None, top: in
     pats = _patterns(names)
     rows: dict[Any, Counter] = {}
     for p in passages:
-        key = p.chapter if p.chapter is not None else p.source
+        key = p.unit
         counts = rows.setdefault(key, Counter())
         text = " ".join(p.text.split())  # a line break inside "Lady\nCatherine" must not hide a two-word alias
         for name, pat in pats.items():
@@ -67,7 +67,7 @@ def coverage_table(instructions: Sequence[Instruction], index=None, names: Names
             hits = index.search(ins.instruction, k=1)
             if hits and hits[0][1] > 0:
                 passage, score = hits[0]
-                row.update(chapter=passage.chapter if passage.chapter is not None else passage.source,
+                row.update(chapter=passage.unit,
                            passage_id=passage.id, score=round(float(score), 3))
         rows.append(row)
     table = pd.DataFrame(rows, columns=["id", "category", "run", "instruction", "chapter", "passage_id", "score",

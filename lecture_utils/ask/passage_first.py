@@ -260,7 +260,7 @@ def not_in_text_questions(instructions: Sequence[Instruction], passages: Sequenc
         if home is None:
             continue
         span_words = set(normalize(inst.span).split()) | set(normalize(inst.instruction).split())
-        far = [p for p in passages if taxonomy.unit(p) != taxonomy.unit(home) and len(p.text.split()) >= MIN_PASSAGE_WORDS
+        far = [p for p in passages if p.unit != home.unit and len(p.text.split()) >= MIN_PASSAGE_WORDS
                and not (names_in(p.text) & names_in(inst.instruction + " " + inst.span))
                and len(span_words & set(normalize(p.text).split())) < len(span_words) / 3]
         if not far:

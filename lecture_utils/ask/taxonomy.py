@@ -118,11 +118,6 @@ def resolve(taxonomy: str | Sequence[TaskType | Mapping[str, Any]] | None) -> li
     return types
 
 
-def unit(p: Passage) -> Any:
-    """The chapter a passage belongs to, or its document."""
-    return p.chapter if p.chapter is not None else p.source
-
-
 MIN_WORDS = 60  # a shorter passage (a signature, one line of dialogue, a heading and a link) rarely holds a task
 
 
@@ -136,7 +131,7 @@ def sample(passages: Sequence[Passage], n: int, seed: int = 0, min_words: int = 
     by_unit: dict[Any, list[Passage]] = {}
     for p in passages:
         if len(p.text.split()) >= min_words:
-            by_unit.setdefault(unit(p), []).append(p)
+            by_unit.setdefault(p.unit, []).append(p)
     if not by_unit:
         raise TaxonomyError(f"no passage has {min_words} words or more to write a task from: load a longer text, "
                             "or pass min_words= a smaller number")
@@ -172,7 +167,7 @@ def partner(passage: Passage, index: Any, used: set[str] = frozenset(), pool: in
     except Exception:  # a passage with no searchable word
         return None
     for other, score in hits:
-        if other.id != passage.id and unit(other) != unit(passage) and other.id not in used and score > 0:
+        if other.id != passage.id and other.unit != passage.unit and other.id not in used and score > 0:
             return other
     return None
 

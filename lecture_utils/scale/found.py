@@ -137,10 +137,6 @@ def _normalise(row: Any, i: int) -> dict:
 # --- The rows about your source --------------------------------------------------------------------------------------
 
 
-def _unit(p: Passage) -> int | str:
-    return p.chapter if p.chapter is not None else p.source
-
-
 def _title_pattern(title: str) -> re.Pattern | None:
     """The title as whole words in any case; "The Hobbit" also matches plain "Hobbit", and the reverse."""
     short = re.sub(r"^the\s+", "", title.strip(), flags=re.I)
@@ -184,7 +180,7 @@ def about_source(rows: Iterable[dict], passages: Sequence[Passage], title: str, 
                 continue
             why = "name and passage"
         passage, score = hits[0] if hits else (None, 0.0)
-        out.append({**row, "passage_id": passage.id if passage else None, "unit": _unit(passage) if passage else None,
+        out.append({**row, "passage_id": passage.id if passage else None, "unit": passage.unit if passage else None,
                     "score": round(float(score), 3), "names": mentioned, "why": why})
     out.sort(key=lambda r: -r["score"])
     return out[:top]

@@ -39,9 +39,9 @@ def figures(pairs: Sequence[QAPair], passages: Sequence[Passage], *, sampled: in
     n = len(pairs)
     types = Counter(p.category for p in pairs)
     copied = copying(pairs, passages)
-    units = {(by_id[c].chapter if by_id[c].chapter is not None else by_id[c].source)
+    units = {by_id[c].unit
              for p in pairs for c in p.cited if c in by_id}
-    all_units = {(p.chapter if p.chapter is not None else p.source) for p in passages}
+    all_units = {p.unit for p in passages}
     return {
         "pairs": n,
         "kept_per_sampled_passage": round(n / sampled, 3) if sampled else None,

@@ -240,12 +240,8 @@ def mark_unsupported(answer: str, passages_texts: list[str], threshold: float = 
 # --- Coverage ---------------------------------------------------------------------------------------------------
 
 
-def _unit(p: Passage) -> int | str:
-    return p.chapter if p.chapter is not None else p.source
-
-
 def _units_in_order(passages: dict[str, Passage]) -> list:
-    units = list(dict.fromkeys(_unit(p) for p in passages.values()))
+    units = list(dict.fromkeys(p.unit for p in passages.values()))
     if all(isinstance(u, int) for u in units):
         return sorted(units)
     return units
@@ -260,7 +256,7 @@ def coverage_table(pairs: list[QAPair], passages: Iterable[Passage] | Mapping[st
     units = _units_in_order(by_id)
     rows = []
     for pair in pairs:
-        for unit in dict.fromkeys(_unit(by_id[c]) for c in pair.cited if c in by_id):
+        for unit in dict.fromkeys(by_id[c].unit for c in pair.cited if c in by_id):
             rows.append((unit, pair.category))
     categories = sorted({p.category for p in pairs})
     table = pd.DataFrame(0, index=pd.Index(units, dtype=object), columns=categories, dtype=int)
