@@ -44,7 +44,6 @@ from lecture_utils.text.spans import find_span, normalize, overlap
 from lecture_utils.text.tokens import dialogue_share, missing_stems
 
 MIN_PASSAGE_WORDS = 40  # shorter passages (a letter's signature, one line of dialogue) rarely hold a question
-MIN_SPAN_WORDS = 3
 # A question that points at "the passage" means nothing to a reader (or a student model) who cannot see it.
 # "Who is Mr. Collins?": a small teacher asks it of any passage that names someone, and quotes a line that does not say.
 _WHO_IS = re.compile(r"^(who|what) (is|was) ((mr|mrs|miss|lady|sir|colonel)\.? )?[a-z]\w+( [a-z]\w+)?\?$", re.I)
