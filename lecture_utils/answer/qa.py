@@ -43,6 +43,10 @@ Hit = tuple[Passage, float]
 class QAError(KitError, ValueError):
     """A prompt or instruction that cannot be turned into a request; the message says how to fix it."""
 
+# The grounded answer of Stages 3 and 5, the kit's most-sent call. Its JSON schema is built per item (answer_schema:
+# the ids of the passages that item was shown), so answer_item sends it on the engine with the schema it needs.
+ANSWER = Task("grounded answer", RAG_PROMPT, None, system=RAG_SYSTEM, max_tokens=200, temperature=0.0)
+
 
 def pair_id(instruction_id: str) -> str:
     """The pair's id is derived from its instruction's, so re-running a stage never renumbers anything."""
@@ -57,8 +61,8 @@ def instruction_text(instruction: Instruction | str) -> str:
     return f"{text}\n{instruction.input.strip()}" if instruction.input.strip() else text
 
 
-def build_rag_messages(instruction: Instruction | str, hits: Sequence[Hit | Passage], prompt: str = RAG_PROMPT,
-                       system: str | None = RAG_SYSTEM) -> list[dict]:
+def build_rag_messages(instruction: Instruction | str, hits: Sequence[Hit | Passage], prompt: str = ANSWER.prompt,
+                       system: str | None = ANSWER.system) -> list[dict]:
     """The chat messages for one grounded answer: the system prompt, then the prompt filled with the passages."""
     if "{context}" not in prompt or "{instruction}" not in prompt:
         raise QAError("the RAG prompt needs both {instruction} and {context} placeholders: put them back in your prompt")
@@ -100,8 +104,9 @@ def answer_schema(passage_ids: Sequence[str]) -> dict:
 
 
 def rag_request(config: Any, instruction: Instruction | str, hits: Sequence[Hit], *,
-                prompt: str = RAG_PROMPT, system: str | None = RAG_SYSTEM, temperature: float = 0.0,
-                max_tokens: int = 200, strategy: str | None = None) -> tuple[dict, dict]:
+                prompt: str = ANSWER.prompt, system: str | None = ANSWER.system,
+                temperature: float = ANSWER.temperature, max_tokens: int = ANSWER.max_tokens,
+                strategy: str | None = None) -> tuple[dict, dict]:
     """(request, schema) for one grounded answer, as the engine builds it for answer_item() (same cache key): the
     Batch API path and the cost estimate use it."""
     schema = answer_schema([p.id for p, _ in hits])
@@ -239,8 +244,9 @@ def retrieve_batch(index: Any, chunk: list[Instruction], k: int) -> list[list]:
 _prompt_sha = functools.lru_cache(maxsize=16)(prompt_sha)  # the same prompt for thousands of items
 
 
-async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit], *, prompt: str = RAG_PROMPT,
-                      system: str | None = RAG_SYSTEM, temperature: float = 0.0, max_tokens: int = 200,
+async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit], *, prompt: str = ANSWER.prompt,
+                      system: str | None = ANSWER.system, temperature: float = ANSWER.temperature,
+                      max_tokens: int = ANSWER.max_tokens,
                       seed: int | None = None, resend: bool = True, strict: bool = False) -> QAPair:
     """One grounded answer on an engine.Engine: the request, the call and the reply turned into a pair.
 
@@ -265,9 +271,9 @@ async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit]
     return reply.data
 
 
-def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: int = 3, prompt: str = RAG_PROMPT, *,
-                       system: str | None = RAG_SYSTEM, keep_not_in_text: bool = True, temperature: float = 0.0,
-                       max_tokens: int = 200) -> QAPair | None:
+def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: int = 3, prompt: str = ANSWER.prompt,
+                       *, system: str | None = ANSWER.system, keep_not_in_text: bool = True,
+                       temperature: float = ANSWER.temperature, max_tokens: int = ANSWER.max_tokens) -> QAPair | None:
     """Retrieve k passages, ask the teacher for a cited answer, and return the QAPair (answer_item on one item).
 
     When the passages do not hold the answer the pair has not_in_text=True (or is None if keep_not_in_text=False).

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from lecture_utils.answer.qa import ANSWER
 from lecture_utils.errors import KitError
-from lecture_utils.prompts import RAG_PROMPT, RAG_SYSTEM
 from lecture_utils.records import Instruction, from_dict, json_lines, repair_tail
 
 
@@ -36,10 +36,10 @@ class FactoryConfig:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     k: int = 3  # passages per instruction (its own passage first, for passage-first instructions)
-    temperature: float = 0.0
-    max_tokens: int = 200
-    prompt: str = RAG_PROMPT
-    system: str | None = RAG_SYSTEM
+    temperature: float = ANSWER.temperature  # the grounded answer's Task (answer/qa.py) gives every default
+    max_tokens: int = ANSWER.max_tokens
+    prompt: str = ANSWER.prompt
+    system: str | None = ANSWER.system
     keep_not_in_text: bool = True  # False: "not in the passages" answers go to the failures file
     retry_failures: bool = False  # True: items in the failures file are tried again
     window: int | None = None  # items held in memory at once (default 2 x concurrency)
@@ -72,7 +72,7 @@ class Recipe:
 
     def config(self, **overrides: Any) -> "FactoryConfig":
         """The factory settings this run's Stage 3 used (prompt, system prompt, K), then the overrides given."""
-        base = {"prompt": self.prompt("RAG_PROMPT", RAG_PROMPT), "system": self.prompt("RAG_SYSTEM", RAG_SYSTEM)}
+        base = {"prompt": self.prompt("RAG_PROMPT", ANSWER.prompt), "system": self.prompt("RAG_SYSTEM", ANSWER.system)}
         if "K" in self.settings:
             base["k"] = int(self.settings["K"])
         return FactoryConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
