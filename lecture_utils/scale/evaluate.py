@@ -30,6 +30,7 @@ from lecture_utils.teacher.task import VERDICT_SCHEMA, Task, TaskError, done_rec
 from lecture_utils.text.grounding import SUPPORT_THRESHOLD, content_words, sentence_support
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.refusal import declines
+from lecture_utils.text.spans import says
 from lecture_utils.text.tokens import stem, with_digits
 
 MODES = ("closed", "open")
@@ -78,7 +79,7 @@ def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | No
     expected = (json.loads(row.get("checks") or "{}") or {}).get("answer")
     have = _stems(answer)
     if isinstance(expected, str) and _stems(expected):
-        holds = _stems(expected) <= have
+        holds = says(with_digits(answer), with_digits(expected))  # Stage 3's "expected" check, numbers as numbers
     else:
         want = _stems(reference) - _stems(question)
         holds = bool(want) and len(want & have) >= len(want) / 2

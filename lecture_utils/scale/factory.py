@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lecture_utils.answer.qa import answer_item, no_passages_pair, retrieve_batch
+from lecture_utils.answer.verify import verify_pair
 from lecture_utils.records import Instruction
 from lecture_utils.scale.estimate import estimate_run  # noqa: F401 - notebook 5 calls it as factory.estimate_run
 from lecture_utils.scale.runs import (
@@ -106,7 +107,7 @@ class Factory:
         self.out_path, self.failures_path = out, failures
         self.engine: Engine | None = None
         self.cap = SpendCap(config.max_cost_usd, out.with_suffix(".spend.txt")) if config.max_cost_usd else None
-        self.by_id = {p.id: p for p in getattr(index, "passages", [])} if config.target_kept else {}
+        self.by_id = index.by_id if config.target_kept else {}
         self.bar: Any = None
         self.capped: CallError | None = None  # the spend cap was met: in-flight items finish, no new one starts
         self._postfix_at = 0.0
@@ -174,8 +175,6 @@ class Factory:
 
     def _keeps(self, pair: Any) -> bool:
         """The answer passes the checks that need no teacher (verify.py): what the target counts."""
-        from lecture_utils.answer.verify import verify_pair
-
         return not pair.not_in_text and bool(verify_pair(None, pair, self.by_id, llm_checks=False).passed)
 
     def _enough(self) -> bool:

@@ -281,8 +281,9 @@ class Engine:
                     probing: bool) -> Reply:
         """The request sent until a reply is accepted, within the budgets and the attempts."""
         budget = 0.0  # tokens counted up front against the tokens-per-minute budget
-        prompt_guess = sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
         out_max = request.get("max_tokens") or request.get("max_completion_tokens") or 0
+        prompt_guess = (sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
+                        if self.tpm is not None or self.cap is not None else 0.0)  # only the budgets need it
         if self.tpm is not None:
             budget = prompt_guess + out_max
         worst = cost_in(self.prices, request["model"], int(prompt_guess), out_max) if self.cap else 0.0
