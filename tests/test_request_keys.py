@@ -141,8 +141,11 @@ def test_notebook_requests_on_llama_cpp_json_object_and_their_replay(fake_openai
     assert len(fake_openai.requests) == sent
 
 
-STRATEGY_CHAIN_BODIES = [
-    "3ae786792e0f5150",
+STRATEGY_PROBE_BODIES = [  # asked once, before the first structured call: json_schema (refused), json_object
+    "ead2c4c9d7fae9df",
+    "e62727678c009a69",
+]
+STRATEGY_CHAIN_BODIES = [  # the two real calls, both json_object: nothing is tried again on a real request
     "b0e5ed2f053436f9",
     "cae3c0ac2109132a",
 ]
@@ -152,15 +155,16 @@ STRATEGY_CHAIN_KEYS = [
 ]
 
 
-def test_unknown_server_tries_json_schema_then_json_object(tmp_path):
+def test_unknown_server_is_asked_once_how_it_takes_a_schema(tmp_path):
     with FakeOpenAI() as fake:
         fake.json_schema_status = 500  # like llama.cpp: json_schema refused, json_object+schema taken
         teacher = live(fake, tmp_path / "c.jsonl", model="fake-model")
         teacher.structured("Give a name and a count.", SCHEMA)
+        assert teacher.engine.strategy == "json_object"
         teacher.structured("Give a name.", LOOSE_SCHEMA, max_tokens=30)
         teacher.close()
-        assert [body_sha(r.body) for r in fake.chat_requests] == STRATEGY_CHAIN_BODIES
-    assert keys_in(tmp_path / "c.jsonl") == STRATEGY_CHAIN_KEYS
+        assert [body_sha(r.body) for r in fake.chat_requests] == STRATEGY_PROBE_BODIES + STRATEGY_CHAIN_BODIES
+    assert keys_in(tmp_path / "c.jsonl") == STRATEGY_CHAIN_KEYS  # the probe is not recorded: a replay needs none
 
 
 PROMPT_ONLY = [

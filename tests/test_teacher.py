@@ -41,8 +41,9 @@ def clean_env(monkeypatch, tmp_path):
 
 def make_teacher(fake: FakeOpenAI, waits: list | None = None, **overrides) -> Teacher:
     mode = overrides.pop("mode", "endpoint")
+    # a known kind of server unless a test says otherwise: an unknown one is asked at connect how it takes a schema
     settings = dict(base_url=fake.base_url, model="fake-model", cache="off", backoff_base_s=0.001,
-                    backoff_max_s=0.01, timeout_s=5.0)
+                    backoff_max_s=0.01, timeout_s=5.0, server_kind="llama.cpp")
     settings.update(overrides)
     config = TeacherConfig.from_env(mode, **settings)
     return Teacher(config, sleep=waits.append) if waits is not None else Teacher(config)
@@ -235,22 +236,24 @@ def test_llama_cpp_server_is_detected_and_gets_json_object_with_schema():
 
 
 @pytest.mark.parametrize("status", [400, 422, 500])
-def test_unknown_endpoint_falls_back_from_json_schema_to_json_object_and_remembers(fake_openai, status):
+def test_unknown_endpoint_is_asked_once_how_it_takes_a_schema_and_json_object_is_used_from_then_on(fake_openai, status):
     fake_openai.json_schema_status = status
-    teacher = make_teacher(fake_openai, waits=[])
+    teacher = make_teacher(fake_openai, waits=[], server_kind=None)
+    assert teacher.chat("hi").text and teacher.engine.strategy is None  # plain text needs no probe
     assert teacher.structured("Q1?", SCHEMA).data["cited"] == ["ch01-p001"]
-    kinds = [r.body["response_format"]["type"] for r in fake_openai.chat_requests]
-    assert kinds == ["json_schema", "json_object"]
+    kinds = [r.body.get("response_format", {}).get("type") for r in fake_openai.chat_requests]
+    assert kinds == [None, "json_schema", "json_object", "json_object"]  # the chat, the probe's two, the call
     teacher.structured("Q2?", SCHEMA)
     assert fake_openai.chat_requests[-1].body["response_format"]["type"] == "json_object"
-    assert len(fake_openai.chat_requests) == 3  # no second probe
+    assert len(fake_openai.chat_requests) == 5 and teacher.engine.strategy == "json_object"  # no second probe
+    assert "JSON asked for as json_object" in teacher.describe()
 
 
 def test_unknown_endpoint_without_any_json_mode_gets_the_schema_in_the_prompt(fake_openai):
     fake_openai.json_schema_status = 400
-    fake_openai.enqueue(error(400, "unsupported response_format type json_object"),
+    fake_openai.enqueue(error(400, "unsupported response_format type json_object"),  # the probe's second try
                         reply('Here you go: {"answer": "No.", "cited": ["ch01-p002"]}'))
-    teacher = make_teacher(fake_openai)
+    teacher = make_teacher(fake_openai, server_kind=None)
     r = teacher.structured("Q?", SCHEMA)
     assert r.data == {"answer": "No.", "cited": ["ch01-p002"]}
     last = fake_openai.chat_requests[-1].body
@@ -260,10 +263,11 @@ def test_unknown_endpoint_without_any_json_mode_gets_the_schema_in_the_prompt(fa
 
 
 def test_an_ordinary_400_is_not_mistaken_for_a_format_problem(fake_openai):
-    fake_openai.enqueue(error(400, "context length exceeded"))
+    teacher = make_teacher(fake_openai, server_kind=None)
+    fake_openai.enqueue(reply("{}"), error(400, "context length exceeded"))  # the probe is answered: json_schema
     with pytest.raises(TeacherError, match="rejected the request \\(400\\): context length exceeded"):
-        make_teacher(fake_openai).structured("Q?", SCHEMA)
-    assert len(fake_openai.chat_requests) == 1
+        teacher.structured("Q?", SCHEMA)
+    assert len(fake_openai.chat_requests) == 2  # the probe, then the one real request: not tried in another format
 
 
 @pytest.mark.parametrize("text", [
@@ -496,14 +500,16 @@ def test_classroom_replays_what_was_recorded_and_asks_the_live_teacher_the_rest(
         assert teacher.structured("Q?", SCHEMA, seed=1).data == {"answer": "B", "cited": ["ch01-p002"]}
         assert live.requests == [] and teacher.engine._live is None  # nothing missed: the live teacher is not even asked
 
-        live.enqueue(reply("Mrs. Bennet."), reply_json({"answer": "C", "cited": ["ch01-p001"]}), reply("Lydia."))
+        # the live teacher is a server of unknown kind: before its first structured call it is asked how it takes one
+        live.enqueue(reply("Mrs. Bennet."), reply("{}"), reply_json({"answer": "C", "cited": ["ch01-p001"]}),
+                     reply("Lydia."))
         edited = teacher.chat("Who is Jane's mother?", seed=1)  # a prompt the student changed
         assert (edited.text, edited.cached, edited.model) == ("Mrs. Bennet.", False, "live-model")
         assert teacher.structured("Q, edited?", SCHEMA, seed=1).data == {"answer": "C", "cited": ["ch01-p001"]}
         teacher.chat("Who is the youngest?")
         sent = [r.body for r in live.chat_requests]
         assert [m["content"] for m in sent[0]["messages"]] == ["Who is Jane's mother?"] and sent[0]["model"] == "live-model"
-        assert (teacher.replayed, teacher.live_calls) == (2, 3)
+        assert (teacher.replayed, teacher.live_calls) == (2, 3) and len(sent) == 4  # 3 calls and the probe
         assert teacher.usage.calls == 5 and teacher.usage.cached_calls == 2
     said = [line for line in capfd.readouterr().err.splitlines() if line.startswith("classroom:")]
     assert said == [f"{engine.CLASSROOM_LIVE}: model live-model at {live.base_url} (endpoint)"]  # once, at the first miss

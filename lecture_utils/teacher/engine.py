@@ -34,7 +34,6 @@ from lecture_utils.teacher.wire import (
     STRATEGY_CHAIN,
     AnswerError,
     CallError,
-    FormatRejected,
     TeacherError,
     affects_every_item,
     build_request,
@@ -131,7 +130,8 @@ class Engine:
             http = openai.DefaultAsyncHttpxClient(transport=ShardedTransport(concurrency))
             self.client = make_client(config, async_=True, http_client=http)
             self.chat = RawChat(self.client, http)
-        self.strategy: str | None = None
+        self.strategy: str | None = None  # how the server takes a schema: settled once (start or probe_strategy)
+        self._probe_lock = asyncio.Lock()
         self._set_strategy()
 
     def _set_strategy(self) -> None:
@@ -169,22 +169,25 @@ class Engine:
         return self
 
     async def probe_strategy(self) -> str:
-        """How this server takes a JSON schema, settled once with a tiny request (the factory's way: it must not
-        find out on thousands of real requests at once)."""
-        if self.strategy is None:
-            schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-            messages = [{"role": "user", "content": 'Reply with the JSON {"ok": true}.'}]
-            self.strategy = STRATEGY_CHAIN[-1]
-            for strategy in STRATEGY_CHAIN[:-1]:
-                request = build_request(self.config, messages, temperature=0.0, max_tokens=20, schema=schema,
-                                        strategy=strategy)
-                try:
-                    await self.chat(request, self.timeout_s)
-                except Exception as exc:  # noqa: BLE001 - anything but a format rejection is the items' business
-                    if is_format_rejection(exc):
-                        continue
-                self.strategy = strategy
-                break
+        """How this server takes a JSON schema: known from its kind (OpenAI, llama.cpp, a replay), or settled once,
+        before the first structured call, with a tiny request to a server of unknown kind (an Ollama, vLLM or LM
+        Studio endpoint): json_schema, else json_object, else the schema in the prompt. `strategy` never changes
+        after that, and describe() says which it is."""
+        async with self._probe_lock:
+            if self.strategy is None:
+                schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+                messages = [{"role": "user", "content": 'Reply with the JSON {"ok": true}.'}]
+                self.strategy = STRATEGY_CHAIN[-1]
+                for strategy in STRATEGY_CHAIN[:-1]:
+                    request = build_request(self.config, messages, temperature=0.0, max_tokens=20, schema=schema,
+                                            strategy=strategy)
+                    try:
+                        await self.chat(request, self.timeout_s)
+                    except Exception as exc:  # noqa: BLE001 - anything but a format rejection is the items' business
+                        if is_format_rejection(exc):
+                            continue
+                    self.strategy = strategy
+                    break
         return self.strategy
 
     async def aclose(self) -> None:
@@ -205,6 +208,8 @@ class Engine:
             label = {"local": "embedded llama.cpp", "openai": "OpenAI"}.get(c.mode, "endpoint")
             if c.mode == "endpoint" and c.server_kind:
                 label += f", {c.server_kind}"
+            elif c.mode == "endpoint" and self.strategy:
+                label += f", JSON asked for as {self.strategy}"
             text = f"model {c.model} at {c.base_url} ({label})"
             if c.cache == "record":
                 text += f"; recording replies to {c.cache_path}"
@@ -231,21 +236,14 @@ class Engine:
             async def ask_live(live: Engine) -> Reply:
                 return await live.complete(messages, **spec)
 
-        strategies = (None,) if schema is None else (self.strategy,) if self.strategy else STRATEGY_CHAIN
-        for i, strategy in enumerate(strategies):
-            request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                    schema=schema, strategy=strategy, **params)
-            try:
-                reply = await self._send(request, ask_live, accept, resend, probing=i < len(strategies) - 1)
-            except FormatRejected:
-                continue
-            if schema is not None:
-                self.strategy = strategy  # this server takes it: use it from now on
-            return reply
-        raise AssertionError("unreachable: the last strategy never raises FormatRejected")
+        if schema is not None and self.strategy is None:
+            await self.probe_strategy()
+        request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                schema=schema, strategy=self.strategy if schema is not None else None, **params)
+        return await self._send(request, ask_live, accept, resend)
 
     async def _send(self, request: dict, ask_live: Callable[["Engine"], Awaitable[Reply]] | None,
-                    accept: Callable[[Reply], Any] | None, resend: bool, probing: bool) -> Reply:
+                    accept: Callable[[Reply], Any] | None, resend: bool) -> Reply:
         key = cache_key(request) if self.cache is not None else None
         if key is not None:
             entry = self.cache.get(key, request)
@@ -266,7 +264,7 @@ class Engine:
                            f"\"{prompt_start(request['messages'])}\": record it with TEACHER=local TEACHER_CACHE=record")
                 raise CallError(message, "replay miss")
         try:
-            reply = await self._call(request, accept, resend, probing)
+            reply = await self._call(request, accept, resend)
         except AnswerError as e:
             # the reply that failed is recorded too (the last one, after any resends), so a replay fails it for
             # the same reason instead of "replay miss"
@@ -277,8 +275,7 @@ class Engine:
             self.cache.put(key, request, reply.text, reply.finish_reason, _timed(reply))
         return reply
 
-    async def _call(self, request: dict, accept: Callable[[Reply], Any] | None, resend: bool,
-                    probing: bool) -> Reply:
+    async def _call(self, request: dict, accept: Callable[[Reply], Any] | None, resend: bool) -> Reply:
         """The request sent until a reply is accepted, within the budgets and the attempts."""
         budget = 0.0  # tokens counted up front against the tokens-per-minute budget
         out_max = request.get("max_tokens") or request.get("max_completion_tokens") or 0
@@ -317,8 +314,6 @@ class Engine:
                 error = CallError(f"no reply from {self.chat.url} within {self.timeout_s:g}s (raise TEACHER_TIMEOUT "
                                   "for a slow local model)", "timeout")
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                if probing and is_format_rejection(exc):
-                    raise FormatRejected() from exc
                 retryable, wait_s, message = classify_error(exc)
                 fatal = affects_every_item(exc, retryable, message)
                 error = CallError(message, failure_reason(exc), attempts=attempt, fatal=fatal)

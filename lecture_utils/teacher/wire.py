@@ -54,10 +54,6 @@ class AnswerError(KitError, RuntimeError):
         self.reply: Any = None  # the reply it was about, when there was one
 
 
-class FormatRejected(Exception):
-    """The server refused our response_format, so the next strategy is tried."""
-
-
 # --- requests and cache keys ------------------------------------------------------------------------------------
 
 STRATEGY_CHAIN = ("json_schema", "json_object", "prompt")
