@@ -32,9 +32,9 @@ from lecture_utils.prompts import (
     prompt_sha,
 )
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
-from lecture_utils.teacher.json_reply import parse_json_loose, validate
+from lecture_utils.teacher.json_reply import parse_json_loose, valid_json
 from lecture_utils.teacher.task import Task
-from lecture_utils.teacher.wire import AnswerError, build_request
+from lecture_utils.teacher.wire import AnswerError, StructuredOutputError, build_request
 from lecture_utils.text.refusal import is_marker
 
 Hit = tuple[Passage, float]
@@ -247,24 +247,19 @@ _prompt_sha = functools.lru_cache(maxsize=16)(prompt_sha)  # the same prompt for
 async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit], *, prompt: str = ANSWER.prompt,
                       system: str | None = ANSWER.system, temperature: float = ANSWER.temperature,
                       max_tokens: int = ANSWER.max_tokens,
-                      seed: int | None = None, resend: bool = True, strict: bool = False) -> QAPair:
+                      seed: int | None = None, resend: bool = True) -> QAPair:
     """One grounded answer on an engine.Engine: the request, the call and the reply turned into a pair.
 
     Raises AnswerError (refusal, empty answer, parse error) or wire.CallError (HTTP errors, timeouts, a replay
     miss). resend=True sends the same request again after an unparseable reply (the factory's way); resend=False
-    raises at once, so the caller can ask again with another seed. strict=True also checks the reply against the
-    answer's JSON schema (cited ids among the retrieved ones, no other fields), as Teacher.structured does."""
+    raises at once."""
     messages = build_rag_messages(instruction, hits, prompt, system)
     schema = answer_schema([p.id for p, _ in hits])
     sha = _prompt_sha(system, prompt)
 
     def accept(reply: Any) -> QAPair:
-        pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
+        return pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
                               refusal=reply.refusal, prompt_sha=sha)
-        problems = validate(parse_json_loose(reply.text), schema) if strict else []
-        if problems:
-            raise AnswerError("parse error", f"{len(problems)} schema problem(s), first {problems[0]}", retryable=True)
-        return pair
 
     reply = await engine.complete(messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed,
                                   accept=accept, resend=resend)
@@ -286,16 +281,20 @@ def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: in
     hits = retrieve(index, instruction, k)
     if not hits:
         return no_passages_pair(instruction) if keep_not_in_text else None
-    tries = teacher.config.structured_attempts
-    for attempt in range(tries):
-        try:
-            pair = teacher.run(answer_item(teacher.engine, instruction, hits, prompt=prompt, system=system,
-                                           temperature=temperature, max_tokens=max_tokens, seed=attempt or None,
-                                           resend=False, strict=True))
-            break
-        except AnswerError as e:
-            if not e.retryable or attempt == tries - 1:
-                raise
+    schema = answer_schema([p.id for p, _ in hits])
+    sha = _prompt_sha(system, prompt)
+
+    def accept(reply: Any) -> QAPair:  # a reply that parses but breaks the schema is asked for again, like any other
+        pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
+                              refusal=reply.refusal, prompt_sha=sha)
+        valid_json(reply.text, schema)  # cited ids among the retrieved ones, no other fields
+        return pair
+
+    try:
+        pair = teacher.structured(build_rag_messages(instruction, hits, prompt, system), schema,
+                                  temperature=temperature, max_tokens=max_tokens, accept=accept).data
+    except StructuredOutputError as e:
+        raise AnswerError("parse error", str(e)) from None
     if pair.not_in_text and not keep_not_in_text:
         return None
     return pair

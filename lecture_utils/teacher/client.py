@@ -26,9 +26,9 @@ from typing import Any, Callable
 from lecture_utils import settings
 from lecture_utils.settings import CACHE_MODES, DEFAULT_CACHE_PATH, MODES, REPLAY_MODES
 from lecture_utils.teacher.engine import Engine, Reply
-from lecture_utils.teacher.json_reply import check_schema, parse_json_loose, validate
+from lecture_utils.teacher.json_reply import check_schema, valid_json
 from lecture_utils.teacher.transport import PLACEHOLDER_KEY
-from lecture_utils.teacher.wire import CallError, StructuredOutputError, TeacherError
+from lecture_utils.teacher.wire import AnswerError, CallError, StructuredOutputError, TeacherError
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
@@ -196,27 +196,30 @@ class Teacher:
 
     def structured(self, messages_or_prompt: str | list[dict], schema: dict, *, system: str | None = None,
                    temperature: float = 0.7, max_tokens: int = 1024, seed: int | None = None,
-                   attempts: int | None = None, **params: Any) -> Reply:
+                   attempts: int | None = None, accept: Callable[[Reply], Any] | None = None,
+                   **params: Any) -> Reply:
         """A reply whose `.data` is parsed JSON valid against `schema`; invalid output is asked for again
-        (with another seed), then raises StructuredOutputError with the last raw text."""
+        (with another seed), then raises StructuredOutputError with the last raw text.
+
+        This is the kit's one retry loop for a reply that came back but cannot be used. `accept(reply)`, when given,
+        turns a reply into `.data` instead (notebook 3's grounded answer makes its QAPair there): an AnswerError it
+        raises is asked for again when `.retryable`, and raised at once when not (a refusal)."""
         check_schema(schema)  # a broken schema fails now, before any call
         messages = as_messages(messages_or_prompt, system)
         attempts = attempts or self.config.structured_attempts
+        accept = accept or (lambda reply: valid_json(reply.text, schema))
         reply, problem = None, ""
         for attempt in range(attempts):
             try_seed = seed + attempt if seed is not None else (attempt or None)
             reply = self.run(self.engine.complete(messages, schema=schema, temperature=temperature,
                                                    max_tokens=max_tokens, seed=try_seed, **params))
             try:
-                data = parse_json_loose(reply.text)
-            except ValueError as e:
-                problem = str(e)
-            else:
-                errors = validate(data, schema)
-                if not errors:
-                    reply.data = data
-                    return reply
-                problem = f"{len(errors)} schema problem(s), first {errors[0]}"
+                reply.data = accept(reply)
+                return reply
+            except AnswerError as e:
+                if not e.retryable:
+                    raise
+                problem = e.detail or e.reason
             if reply.finish_reason == "length":
                 problem = f"the reply was cut off at max_tokens={max_tokens} ({problem}); raise max_tokens"
         raise StructuredOutputError(

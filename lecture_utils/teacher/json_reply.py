@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from lecture_utils.teacher.wire import preview
+from lecture_utils.teacher.wire import AnswerError, preview
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.S)
 
@@ -104,3 +104,15 @@ def validate(data: Any, schema: dict) -> list[str]:
 
 
 # --- errors, retries and the client -----------------------------------------------------------------------------
+
+
+def valid_json(text: str, schema: dict) -> Any:
+    """The JSON in a reply when it matches `schema`; else a retryable AnswerError saying what is wrong."""
+    try:
+        data = parse_json_loose(text)
+    except ValueError as e:
+        raise AnswerError("parse error", str(e), retryable=True) from None
+    errors = validate(data, schema)
+    if errors:
+        raise AnswerError("parse error", f"{len(errors)} schema problem(s), first {errors[0]}", retryable=True)
+    return data
