@@ -12,12 +12,11 @@ from lecture_utils.text.grounding import (
     inline_citations,
     mark_unsupported,
     pair_grounding,
-    sentence_spans,
     sentence_support,
-    split_sentences,
     support_score,
     uncited_chapters,
 )
+
 
 # A tiny corpus written for these tests.
 PASSAGES = [
@@ -33,31 +32,6 @@ PASSAGES = [
 def qa(answer, retrieved=("ch01-p002", "ch02-p001"), cited=("ch01-p002",), category="plot", **kw) -> QAPair:
     return QAPair(id=kw.pop("id", "q1"), instruction_id="i1", instruction="What happens?", category=category,
                   answer=answer, retrieved=[Retrieved(r, 1.0) for r in retrieved], cited=list(cited), **kw)
-
-
-def test_sentence_split_keeps_titles_and_initials_together():
-    text = ("Mr. Darcy and Mrs. Bennet meet Dr. Jones at 3.5 miles from town. J. Austen wrote it! "
-            "Did she? Yes... it is true.")
-    assert split_sentences(text) == [
-        "Mr. Darcy and Mrs. Bennet meet Dr. Jones at 3.5 miles from town.",
-        "J. Austen wrote it!",
-        "Did she?",
-        "Yes... it is true.",
-    ]
-
-
-def test_sentence_split_keeps_citations_with_their_sentence():
-    text = "The estate is entailed. [ch02-p001] Elizabeth walks [ch01-p002]. She is tired."
-    assert split_sentences(text) == ["The estate is entailed. [ch02-p001]", "Elizabeth walks [ch01-p002].",
-                                     "She is tired."]
-    assert split_sentences("") == []
-
-
-def test_sentence_split_handles_lists_and_line_breaks():
-    text = "Three reasons:\n1. The estate is entailed\n2. Mr. Collins proposes. He is refused.\n- Jane falls ill"
-    assert split_sentences(text) == ["Three reasons:", "1. The estate is entailed", "2. Mr. Collins proposes.",
-                                     "He is refused.", "- Jane falls ill"]
-    assert [text[s:e] for s, e in sentence_spans(text)] == split_sentences(text)
 
 
 def test_content_words_drop_stop_words_and_citations():

@@ -17,11 +17,10 @@ from lecture_utils.prompts import TASK_TYPES
 from lecture_utils.records import Passage
 from lecture_utils.text.grounding import content_words
 from lecture_utils.text.names import TITLE_WORDS, TITLED_NAME
+from lecture_utils.text.sentences import ends_sentence, split_sentences
 
 MAX_SPAN_CHARS = 400  # a longer sentence is no target: the span a question points to stays short
 
-# Sentence ends, but not after a title ("Mr. Darcy") or an initial.
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\b[A-Z]\.)\s+(?=[A-Z_\u201c\"(])")
 _TITLED = TITLED_NAME
 _CAPITAL = re.compile(r"\b[A-Z][a-z]{2,}\b")
 # Sentences a question cannot be written from without guessing: "Her brother ..." (whose?), "Had Lydia known ..."
@@ -41,8 +40,8 @@ MAX_PRONOUNS = 3  # more "he", "her", "their" than this and a small teacher mixe
 
 
 def sentences(text: str) -> list[str]:
-    """The passage's sentences, whitespace made single."""
-    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+    """The passage's sentences (text.sentences' rule), whitespace made single."""
+    return split_sentences(" ".join(text.split()))
 
 
 def _spoken(flat: str) -> list[tuple[int, int]]:
@@ -68,7 +67,7 @@ def narration(text: str) -> list[str]:
     spoken = _spoken(flat)
     out, at = [], 0
     whole = sentences(flat)
-    if whole and (not re.search(r"[.!?][_\u2019\u201d\")]*$", flat) or re.search(r"\b(Mr|Mrs|Dr|St|[A-Z])\.$", flat)):
+    if whole and not ends_sentence(flat):
         whole = whole[:-1]  # the passage stops mid-sentence
     for sent in whole:
         start = flat.find(sent, at)

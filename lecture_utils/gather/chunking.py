@@ -6,19 +6,17 @@ much longer than the target is cut at sentence ends, and short neighbours are me
 
 from __future__ import annotations
 
-import re
-
-# a title's full stop ("Mr. Collins") ends no sentence: a passage cut there began "Collins allowed him to speak,
-# replied ...", and a question written from that fragment made Collins the one who replied
-_SENTENCE_END_RE = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bMessrs)"
-                              r"[.!?][\"'\u201d\u2019)_]*(?=\s+\S)")
+from lecture_utils.text.sentences import sentence_spans
 
 
 def _split_long(text: str, start: int, end: int, target: int) -> list[tuple[int, int]]:
     """Cut a paragraph longer than 1.5 x target at sentence ends into pieces of about `target` characters."""
     if end - start <= 1.5 * target:
         return [(start, end)]
-    cuts = [m.end() for m in _SENTENCE_END_RE.finditer(text, start, end)]
+    # a title's full stop ("Mr. Collins") ends no sentence: a passage cut there began "Collins allowed him to speak,
+    # replied ...", and a question written from that fragment made Collins the one who replied
+    piece = text[start:end].replace("\n", " ")  # a paragraph of a document may hold line breaks: no cut there
+    cuts = [start + e for _, e in sentence_spans(piece, passage_cuts=True)[:-1]]
     pieces, piece_start, last_cut = [], start, None
     for cut in cuts + [end]:
         if cut - piece_start > target and last_cut is not None:

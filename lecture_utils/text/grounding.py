@@ -19,16 +19,8 @@ import pandas as pd
 from lecture_utils.errors import KitError
 from lecture_utils.records import Passage, QAPair
 from lecture_utils.text.refusal import says_not_in_text
+from lecture_utils.text.sentences import CITATION, sentence_spans
 from lecture_utils.text.tokens import STOP_WORDS, normal_form, words
-
-# Titles and short forms that end in a period without ending a sentence.
-ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "sr", "jr", "prof", "rev", "col", "capt", "gen", "lt", "sir", "vol",
-                 "ch", "chap", "no", "p", "pp", "vs", "etc", "e.g", "i.e", "cf", "viz", "approx", "esq"}
-# A sentence may end at . ! ? (possibly repeated), then closing quotes or brackets, then space.
-_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s+|$)")
-# Inline citations such as [ch12-p004] or [guide-md-s02-p001; ch01-p002].
-_CITATION = re.compile(r"\[\s*([A-Za-z0-9][\w.\-]*-p\d+(?:\s*[,;]\s*[A-Za-z0-9][\w.\-]*-p\d+)*)\s*\]")
-_CITATIONS_AFTER = re.compile(r"(?:\s*" + _CITATION.pattern + r")+")
 
 SUPPORT_THRESHOLD = 0.6  # a sentence with half its content words invented scores about 0.5
 BIGRAM_WEIGHT = 0.25  # the rest of the score is the content-word share
@@ -48,69 +40,8 @@ class SentenceSupport:
     end: int = 0
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence; a line break always ends one (lists). Does not split after Mr./Mrs./Dr. and
-    other abbreviations, initials, decimals or list numbers like "1."."""
-    spans: list[tuple[int, int]] = []
-    offset = 0
-    for line in text.split("\n"):
-        spans.extend((offset + s, offset + e) for s, e in _line_spans(line))
-        offset += len(line) + 1
-    return _attach_trailing_citations(text, spans)
-
-
-def _line_spans(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for end_mark in _END.finditer(text):
-        end = end_mark.end()
-        if end_mark.group(0).startswith(".") and len(end_mark.group(0).rstrip("\"'\u201d\u2019)]")) == 1:
-            before = re.search(r"([\w.]+)\.$", text[start:end_mark.start() + 1])
-            word = before.group(1).lower() if before else ""
-            if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-                continue  # "Mr." or an initial like "J."
-            if word.isdigit() and not text[start:end_mark.start() - len(word)].strip(" -*\u2022"):
-                continue  # a list number, "1. Elizabeth ..."
-        cites = _CITATIONS_AFTER.match(text, end)
-        if cites:
-            end = cites.end()  # "... the estate. [ch07-p001]": the citation belongs to this sentence
-        rest = text[end:].lstrip()
-        if rest and rest[0].islower():
-            continue  # "e.g. the ball" or an ellipsis inside a sentence
-        if text[start:end].strip():
-            spans.append(_strip_span(text, start, end))
-        start = end
-    if text[start:].strip():
-        spans.append(_strip_span(text, start, len(text)))
-    return spans
-
-
-def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-def _attach_trailing_citations(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    # A piece with nothing but citations or stray punctuation belongs to the sentence before it.
-    out: list[tuple[int, int]] = []
-    for s, e in spans:
-        if out and not _CITATION.sub("", text[s:e]).strip(" .;,"):
-            out[-1] = (out[-1][0], e)
-        else:
-            out.append((s, e))
-    return out
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of text, in order (see sentence_spans)."""
-    return [text[s:e] for s, e in sentence_spans(text)]
-
-
 def _raw_words(text: str) -> list[str]:
-    return words(_CITATION.sub(" ", text), ascii_only=True)  # a-z0-9 words: the scores were measured on them
+    return words(CITATION.sub(" ", text), ascii_only=True)  # a-z0-9 words: the scores were measured on them
 
 
 def _words(text: str) -> list[str]:
@@ -198,7 +129,7 @@ def add_grounding(pairs: list[QAPair], passages: Iterable[Passage] | Mapping[str
 def inline_citations(answer: str) -> list[str]:
     """Passage ids cited in the answer text itself, e.g. "[ch12-p004]", in order of appearance."""
     ids = []
-    for group in _CITATION.findall(answer):
+    for group in CITATION.findall(answer):
         ids.extend(i.strip() for i in re.split(r"[,;]", group))
     return list(dict.fromkeys(ids))
 
