@@ -317,13 +317,13 @@ def test_stage2_expansion_runs_in_parallel_and_resumes(tmp_path, fake_openai):
     teacher = Teacher(teacher_for(fake_openai.base_url))
     out = tmp_path / "instructions.jsonl"
     first = expand_instructions(teacher, out, runs=5, n_per_run=4, concurrency=3, progress=False)
-    assert (first.runs_done, first.runs_failed, first.instructions) == (4, 1, 16)
+    assert (first.asked - first.failed, first.failed, first.kept) == (4, 1, 16)
     rows = lines(out)
     assert sorted({r["run"] for r in rows}) == [1, 2, 4, 5] and len({r["id"] for r in rows}) == 16
     assert [f["job"] for f in lines(tmp_path / "instructions.failures.jsonl")] == ["run-3"]
     seen = len(fake_openai.chat_requests)
     again = expand_instructions(teacher, out, runs=7, n_per_run=4, progress=False)
-    assert again.runs_skipped == 5 and again.runs_done == 2  # only runs 6 and 7 are new
+    assert again.skipped == 5 and again.asked == 2  # only runs 6 and 7 are new
     assert len(fake_openai.chat_requests) == seen + 2
 
 

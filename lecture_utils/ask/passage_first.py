@@ -36,7 +36,7 @@ from lecture_utils.prompts import (
 )
 from lecture_utils.records import Instruction, Passage, iter_jsonl
 from lecture_utils.teacher.client import StructuredOutputError
-from lecture_utils.teacher.task import Task, drops_path, run_many
+from lecture_utils.teacher.task import ManySummary, Task, drops_path, run_many
 from lecture_utils.teacher.wire import CallError
 from lecture_utils.text.grounding import content_words
 from lecture_utils.text.names import unknown_names
@@ -270,21 +270,8 @@ def not_in_text_questions(instructions: Sequence[Instruction], passages: Sequenc
     return out
 
 
-@dataclass
-class GenerationSummary:
-    passages: int = 0
-    asked: int = 0  # passages sent to the teacher in this call (the rest were done before)
-    kept: int = 0
-    dropped: int = 0
-    failed: int = 0
-
-    def __str__(self) -> str:
-        return (f"{self.passages} passages ({self.asked} asked now): {self.kept} questions kept, {self.dropped} dropped "
-                f"by the checks, {self.failed} passages failed")
-
-
 def generate(teacher: Any, passages: Sequence[Passage], out: str | Path, *, n: int = 2, dropped_path: str | Path | None = None,
-             progress: Any = None, **kwargs: Any) -> GenerationSummary:
+             progress: Any = None, **kwargs: Any) -> ManySummary:
     """questions_from_passage over many passages, appending each passage's questions to `out` as soon as they exist.
     Resumable: a passage with a line in `out` or in the drops file is not asked again."""
     out = Path(out)
@@ -294,10 +281,10 @@ def generate(teacher: Any, passages: Sequence[Passage], out: str | Path, *, n: i
         kept, dropped = questions_from_passage(teacher, passage, n, **kwargs)
         return kept, dropped or ([] if kept else [Dropped(passage.id, "", "", "the teacher wrote no question")])
 
-    m = run_many(list(passages), lambda p: p.id, work, out, drops, progress=progress,
-                 done_key=lambda r: r.get("passage_id"), drop_on=(StructuredOutputError, CallError),
-                 failure=lambda k, e: Dropped(k, "", "", f"no valid reply: {str(e)[:160]}"))
-    return GenerationSummary(passages=len(passages), asked=m.asked, kept=m.kept, dropped=m.dropped, failed=m.failed)
+    return run_many(list(passages), lambda p: p.id, work, out, drops, progress=progress,
+                    done_key=lambda r: r.get("passage_id"), drop_on=(StructuredOutputError, CallError),
+                    failure=lambda k, e: Dropped(k, "", "", f"no valid reply: {str(e)[:160]}"),
+                    what="passages", made="questions")
 
 
 def load_generated(out: str | Path) -> list[Instruction]:

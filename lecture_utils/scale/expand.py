@@ -5,34 +5,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from lecture_utils.records import to_dict
 from lecture_utils.scale.runs import failures_path
 from lecture_utils.teacher.client import Teacher
-from lecture_utils.teacher.task import TaskError, run_many
+from lecture_utils.teacher.task import ManySummary, TaskError, run_many
 from lecture_utils.teacher.wire import CallError
-
-
-@dataclass
-class ExpandSummary:
-    out: str
-    failures: str
-    runs_done: int = 0
-    runs_skipped: int = 0  # already in the output or failures file
-    runs_failed: int = 0
-    instructions: int = 0
-
-    def __str__(self) -> str:
-        return (f"expansion: {self.runs_done} runs gave {self.instructions:,} instructions -> {self.out}; "
-                f"{self.runs_failed} failed -> {self.failures}; {self.runs_skipped} done before")
 
 
 def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per_run: int = 20, *, first_run: int = 1,
                         temperatures: Sequence[float] = (0.7, 0.9, 1.0), concurrency: int = 4,
-                        failures: str | Path | None = None, progress: bool = True, **run_options: Any) -> ExpandSummary:
+                        failures: str | Path | None = None, progress: bool = True, **run_options: Any) -> ManySummary:
     """Stage 2 at scale: `runs` meta-prompt calls (selfinstruct.generate_run, run r uses seed r and its own examples),
     several at a time, each run's instructions appended to `out` in one write. Runs already in `out` or in the
     failures file are skipped, so it resumes; deduplicate afterwards with selfinstruct.merge_and_dedup."""
@@ -40,7 +25,6 @@ def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per
 
     out = Path(out)
     failures = failures_path(out, failures)
-    summary = ExpandSummary(str(out), str(failures))
 
     def work(r: int) -> tuple[list, list]:  # one write for the whole run: a killed process leaves it whole or absent
         batch = generate_run(teacher, n_per_run, r, temperatures[r % len(temperatures)], r, **run_options)
@@ -51,13 +35,10 @@ def expand_instructions(teacher: Teacher, out: str | Path, runs: int = 10, n_per
 
         return tqdm(items, total=total, desc="Self-Instruct runs")
 
-    done = run_many(list(range(first_run, first_run + runs)), lambda r: f"run-{r}", work, out, failures,
-                    concurrency=concurrency, done_key=lambda rec: rec.get("job") or f"run-{rec.get('run')}",
-                    drop_on=(TaskError, CallError, ValueError), progress=bar if progress else None)
-    summary.runs_skipped = runs - done.asked
-    summary.runs_failed = done.failed
-    summary.runs_done = done.asked - done.failed
-    summary.instructions = done.kept
+    summary = run_many(list(range(first_run, first_run + runs)), lambda r: f"run-{r}", work, out, failures,
+                       concurrency=concurrency, done_key=lambda rec: rec.get("job") or f"run-{rec.get('run')}",
+                       drop_on=(TaskError, CallError, ValueError), progress=bar if progress else None,
+                       what="Self-Instruct runs", made="instructions")
     if progress:
         print(summary)
     return summary

@@ -93,22 +93,35 @@ class Task:
 
 @dataclass
 class ManySummary:
+    """What run_many did: the one summary of a loop over many items (Stage 3 at scale has the factory's, with money
+    and tokens). `what` names the items ("passages", "Self-Instruct runs"), `made` what they give ("questions")."""
+
     items: int = 0
     asked: int = 0  # items worked on in this call (the rest were done before)
     kept: int = 0
     dropped: int = 0
     failed: int = 0
+    what: str = "items"
+    made: str = "records"
+    out: str = ""
+
+    @property
+    def skipped(self) -> int:
+        """Items done by an earlier run, so not asked again."""
+        return self.items - self.asked
 
     def __str__(self) -> str:
-        return (f"{self.items} items ({self.asked} worked on now): {self.kept} kept, {self.dropped} dropped by the "
-                f"checks, {self.failed} failed")
+        where = f" -> {self.out}" if self.out else ""
+        return (f"{self.items} {self.what} ({self.asked} worked on now): {self.kept} {self.made} kept{where}, "
+                f"{self.dropped} dropped by the checks, {self.failed} {self.what} failed")
 
 
 def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[Any], tuple[list, list]],
              out: str | Path, drops: str | Path, *, concurrency: int = 1, progress: Callable | None = None,
              done_key: Callable[[dict], Any] = lambda r: r.get("job"),
              drop_on: tuple[type[BaseException], ...] = (TaskError, CallError),
-             failure: Callable[[str, BaseException], Any] | None = None, retry_failed: bool = False) -> ManySummary:
+             failure: Callable[[str, BaseException], Any] | None = None, retry_failed: bool = False,
+             what: str = "items", made: str = "records") -> ManySummary:
     """The kit's loop over many items for any Task: work(item) -> (kept records, dropped records), appended to `out`
     and `drops` the moment the item is done (one write per file and item, so a killed run leaves an item whole or
     absent). Resumable: an item whose key(item) is done_key(record) of a line in either file is skipped.
@@ -123,7 +136,7 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
     out, drops = Path(out), Path(drops)
     done = {done_key(r) for path in (out, drops) if path.exists() for r in iter_jsonl(path)
             if not (retry_failed and r.get("failed"))}
-    s = ManySummary(items=len(items))
+    s = ManySummary(items=len(items), what=what, made=made, out=str(out))
     todo = [item for item in items if key(item) not in done]
     s.asked = len(todo)
     lock = threading.Lock()
