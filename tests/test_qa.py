@@ -158,21 +158,24 @@ def test_answer_item_on_an_engine_gives_the_same_pair_as_answer_instruction(fake
     config = TeacherConfig(mode="endpoint", base_url=fake_openai.base_url, model="fake-model", server_kind="openai")
     inst = Instruction("i6", "Who guided the last boat home?", "plot")
     hits = index.search(inst.instruction, k=3)
-    fake_openai.enqueue(reply_json({"answer": "Marla did.", "cited": ["ch2-p001"]}), reply("not json at all"))
+    fake_openai.enqueue(reply_json({"answer": "Marla did.", "cited": ["ch2-p001"]}), reply("not json at all"),
+                        reply("not json at all"), reply("still not json"), reply_json({"answer": "Marla.", "cited": []}))
 
     async def run():
         engine = Engine(config, max_attempts=1)
         try:
             pair = await answer_item(engine, inst, hits)
             with pytest.raises(AnswerError, match="parse error"):
-                await answer_item(engine, inst, hits)
-            return pair, engine.usage
+                await answer_item(engine, inst, hits, tries=1)
+            second = await answer_item(engine, inst, hits, tries=3)  # asked again with seeds 1 and 2
+            return pair, second, engine.usage
         finally:
             await engine.aclose()
 
-    pair, usage = asyncio.run(run())
+    pair, second, usage = asyncio.run(run())
     assert pair.id == "qa-i6" and pair.cited == ["ch2-p001"] and pair.answer == "Marla did."
-    assert usage.prompt_tokens > 0
+    assert second.answer == "Marla." and usage.prompt_tokens > 0
+    assert [r.body.get("seed") for r in fake_openai.chat_requests] == [None, None, None, 1, 2]
     # the engine's request is the one answer_instruction sends, so one replay cache serves both
     teacher = Teacher(config)
     fake_openai.enqueue(reply_json({"answer": "Marla did.", "cited": ["ch2-p001"]}))

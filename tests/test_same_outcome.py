@@ -93,6 +93,40 @@ def test_a_reply_that_failed_while_recording_fails_for_the_same_reason_on_replay
     fake_openai.default = reply_json({"answer": "Rye loaves.", "cited": ["ch1-p002"]})  # a replay must not ask it
     replayed = TeacherConfig(**{**recorded.__dict__, "cache": "replay"})
     run_factory([INSTRUCTION], index, tmp_path / "rep.jsonl", teacher=replayed, progress=False)
+    # recorded with one try, replayed with three (as the demo was recorded before seeds were tried): a recorded
+    # failure is not asked again with a seed whose reply was never recorded, so neither the replay nor the grader's
+    # classroom mode (no live teacher here) stops for want of a live teacher
+    once = TeacherConfig(**{**recorded.__dict__, "structured_attempts": 1, "cache_path": tmp_path / "once.jsonl"})
+    fake_openai.default = bad
+    run_factory([INSTRUCTION], index, tmp_path / "once.jsonl.out", teacher=once, progress=False)
+    fake_openai.default = reply_json({"answer": "Rye loaves.", "cited": ["ch1-p002"]})
+    for name, mode in (("rep1", "endpoint"), ("class", "classroom")):
+        again = TeacherConfig(**{**once.__dict__, "mode": mode, "cache": "replay", "structured_attempts": 3})
+        run_factory([INSTRUCTION], index, tmp_path / f"{name}.jsonl", teacher=again, progress=False)
     reasons = [json.loads((tmp_path / f"{name}.failures.jsonl").read_text().splitlines()[0])["reason"]
-               for name in ("rec", "rep")]
-    assert reasons[0] != "replay miss" and reasons[1] == reasons[0]
+               for name in ("rec", "rep", "rep1", "class")]
+    assert reasons[0] != "replay miss" and reasons[1] == reasons[2] == reasons[3] == reasons[0]
+
+
+def test_a_refusal_is_not_asked_again_and_an_unreadable_reply_is(fake_openai, index):
+    teacher = Teacher(config(fake_openai))
+    fake_openai.enqueue(refusal_reply := reply("I can't help with that."))
+    fake_openai.default = refusal_reply
+    monkey = fake_openai.completion
+
+    def declined(body, b):
+        completion = monkey(body, b)
+        completion["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": b.text}
+        return completion
+
+    fake_openai.completion = declined
+    try:
+        with pytest.raises(AnswerError, match="refusal"):
+            answer_instruction(teacher, INSTRUCTION, index)
+    finally:
+        fake_openai.completion = monkey
+    assert len(fake_openai.chat_requests) == 1  # asking again would not change a refusal
+    fake_openai.enqueue(reply("{not json"), reply_json({"answer": "Rye loaves.", "cited": ["ch1-p002"]}))
+    assert answer_instruction(teacher, INSTRUCTION, index).answer == "Rye loaves."
+    assert [r.body.get("seed") for r in fake_openai.chat_requests[1:]] == [None, 1]
+    teacher.close()

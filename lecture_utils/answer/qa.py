@@ -32,9 +32,9 @@ from lecture_utils.prompts import (
     prompt_sha,
 )
 from lecture_utils.records import Instruction, Passage, QAPair, Retrieved
-from lecture_utils.teacher.json_reply import parse_json_loose, valid_json
+from lecture_utils.teacher.json_reply import parse_json_loose
 from lecture_utils.teacher.task import Task
-from lecture_utils.teacher.wire import AnswerError, StructuredOutputError, build_request
+from lecture_utils.teacher.wire import AnswerError, build_request
 from lecture_utils.text.refusal import is_marker
 
 Hit = tuple[Passage, float]
@@ -246,13 +246,13 @@ _prompt_sha = functools.lru_cache(maxsize=16)(prompt_sha)  # the same prompt for
 
 async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit], *, prompt: str = ANSWER.prompt,
                       system: str | None = ANSWER.system, temperature: float = ANSWER.temperature,
-                      max_tokens: int = ANSWER.max_tokens,
-                      seed: int | None = None, resend: bool = True) -> QAPair:
-    """One grounded answer on an engine.Engine: the request, the call and the reply turned into a pair.
+                      max_tokens: int = ANSWER.max_tokens, seed: int | None = None, tries: int = 3) -> QAPair:
+    """One grounded answer on an engine.Engine: the request, the call and the reply turned into a pair, the same way
+    in notebook 3 (answer_instruction) and in the factory. A reply that cannot be read is asked for again with
+    another seed, up to `tries` (Teacher.structured's number).
 
     Raises AnswerError (refusal, empty answer, parse error) or wire.CallError (HTTP errors, timeouts, a replay
-    miss). resend=True sends the same request again after an unparseable reply (the factory's way); resend=False
-    raises at once."""
+    miss)."""
     messages = build_rag_messages(instruction, hits, prompt, system)
     schema = answer_schema([p.id for p, _ in hits])
     sha = _prompt_sha(system, prompt)
@@ -262,7 +262,7 @@ async def answer_item(engine: Any, instruction: Instruction, hits: Sequence[Hit]
                               refusal=reply.refusal, prompt_sha=sha)
 
     reply = await engine.complete(messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                  accept=accept, resend=resend)
+                                  accept=accept, tries=tries)
     return reply.data
 
 
@@ -281,20 +281,9 @@ def answer_instruction(teacher: Any, instruction: Instruction, index: Any, k: in
     hits = retrieve(index, instruction, k)
     if not hits:
         return no_passages_pair(instruction) if keep_not_in_text else None
-    schema = answer_schema([p.id for p, _ in hits])
-    sha = _prompt_sha(system, prompt)
-
-    def accept(reply: Any) -> QAPair:  # a reply that parses but breaks the schema is asked for again, like any other
-        pair = pair_from_text(instruction, hits, reply.text, model=reply.model, finish_reason=reply.finish_reason,
-                              refusal=reply.refusal, prompt_sha=sha)
-        valid_json(reply.text, schema)  # cited ids among the retrieved ones, no other fields
-        return pair
-
-    try:
-        pair = teacher.structured(build_rag_messages(instruction, hits, prompt, system), schema,
-                                  temperature=temperature, max_tokens=max_tokens, accept=accept).data
-    except StructuredOutputError as e:
-        raise AnswerError("parse error", str(e)) from None
+    pair = teacher.run(answer_item(teacher.engine, instruction, hits, prompt=prompt, system=system,
+                                   temperature=temperature, max_tokens=max_tokens,
+                                   tries=teacher.config.structured_attempts))
     if pair.not_in_text and not keep_not_in_text:
         return None
     return pair

@@ -221,7 +221,8 @@ class Factory:
         cfg = self.cfg
         try:
             pair = await answer_item(self.engine, inst, hits, prompt=cfg.prompt, system=cfg.system,
-                                     temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+                                     temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                                     tries=self.tc.structured_attempts)
         except AnswerError as e:  # refusal, empty answer, parse error
             self._fail(failure_record(inst.id, inst.instruction, inst.category, e.reason, e.detail, e.attempts))
         except CallError as e:

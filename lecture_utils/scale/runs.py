@@ -32,7 +32,7 @@ class FactoryConfig:
     rpm: float | None = None  # requests per minute budget (None: no limit)
     tpm: float | None = None  # tokens per minute budget, prompt + max_tokens counted up front
     timeout_s: float | None = None  # per attempt; None: the teacher's timeout
-    max_attempts: int = 5  # per item, for 429s, 5xx, timeouts, dropped connections and unparseable replies
+    max_attempts: int = 5  # per request, for 429s, 5xx, timeouts and dropped connections
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     k: int = 3  # passages per instruction (its own passage first, for passage-first instructions)

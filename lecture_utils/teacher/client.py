@@ -201,30 +201,26 @@ class Teacher:
         """A reply whose `.data` is parsed JSON valid against `schema`; invalid output is asked for again
         (with another seed), then raises StructuredOutputError with the last raw text.
 
-        This is the kit's one retry loop for a reply that came back but cannot be used. `accept(reply)`, when given,
-        turns a reply into `.data` instead (notebook 3's grounded answer makes its QAPair there): an AnswerError it
-        raises is asked for again when `.retryable`, and raised at once when not (a refusal)."""
+        `accept(reply)`, when given, turns a reply into `.data` instead (notebook 3's grounded answer makes its QAPair
+        there): an AnswerError it raises is asked for again when `.retryable`, and raised at once when not (a
+        refusal). The loop is the engine's (Engine.complete's tries), the one the factory uses too."""
         check_schema(schema)  # a broken schema fails now, before any call
         messages = as_messages(messages_or_prompt, system)
         attempts = attempts or self.config.structured_attempts
-        accept = accept or (lambda reply: valid_json(reply.text, schema))
-        reply, problem = None, ""
-        for attempt in range(attempts):
-            try_seed = seed + attempt if seed is not None else (attempt or None)
-            reply = self.run(self.engine.complete(messages, schema=schema, temperature=temperature,
-                                                   max_tokens=max_tokens, seed=try_seed, **params))
-            try:
-                reply.data = accept(reply)
-                return reply
-            except AnswerError as e:
-                if not e.retryable:
-                    raise
-                problem = e.detail or e.reason
-            if reply.finish_reason == "length":
+        try:
+            return self.run(self.engine.complete(messages, schema=schema, temperature=temperature,
+                                                 max_tokens=max_tokens, seed=seed, tries=attempts,
+                                                 accept=accept or (lambda reply: valid_json(reply.text, schema)),
+                                                 **params))
+        except AnswerError as e:
+            if not e.retryable:
+                raise
+            problem, reply = e.detail or e.reason, e.reply
+            if reply is not None and reply.finish_reason == "length":
                 problem = f"the reply was cut off at max_tokens={max_tokens} ({problem}); raise max_tokens"
-        raise StructuredOutputError(
-            f"no valid JSON for the schema after {attempts} tries from {self.config.model}: {problem} "
-            "(the raw reply is in .raw; try a stronger teacher or a simpler schema)", raw=reply.text if reply else "")
+            raise StructuredOutputError(
+                f"no valid JSON for the schema after {attempts} tries from {self.config.model}: {problem} (the raw "
+                "reply is in .raw; try a stronger teacher or a simpler schema)", raw=reply.text if reply else "") from None
 
     def describe(self) -> str:
         """Which model answers, and where; a warning when it is the tiny SmolLM2."""

@@ -7,9 +7,10 @@
 
 In order, one call: the record/replay cache (TEACHER=classroom sends what it does not hold to the live teacher),
 the requests- and tokens-per-minute budgets, at most `concurrency` requests in flight, then retries for 429s (after
-their Retry-After), 5xx, timeouts, dropped connections and malformed replies. A structured call tries the server's
-way of taking a JSON schema (json_schema, then json_object+schema, then the schema in the prompt) until one is
-accepted. `accept(reply)` lets the caller check a reply: an AnswerError marked retryable asks again.
+their Retry-After), 5xx, timeouts, dropped connections and malformed bodies. A structured call asks in the server's
+way of taking a JSON schema (json_schema, json_object+schema, or the schema in the prompt), settled once.
+`accept(reply)` lets the caller check a reply: an AnswerError marked retryable asks again, with another seed, while
+`tries` are left.
 
 teacher.client.Teacher wraps an Engine for notebooks (one call at a time, sync); the factory runs one for thousands.
 """
@@ -221,29 +222,50 @@ class Engine:
     # --- one call ---
     async def complete(self, messages: list[dict], *, schema: dict | None = None, temperature: float = 0.7,
                        max_tokens: int = 512, seed: int | None = None,
-                       accept: Callable[[Reply], Any] | None = None, resend: bool = True, **params: Any) -> Reply:
+                       accept: Callable[[Reply], Any] | None = None, tries: int = 1, **params: Any) -> Reply:
         """One reply to `messages` (with `schema`: asked for JSON in this server's way). With `accept`, the reply
-        is passed to it and its result kept in `.data`. An AnswerError from it is raised, except a retryable one
-        with resend=True: then the same request is sent again, and the accepted reply is recorded in the cache
-        (or, when none is accepted, the last one, so that a replay fails the same way). With resend=False every
-        reply is recorded (the caller asks again its own way, e.g. with another seed, and a replay must find this
-        reply under its key)."""
-        ask_live = None
-        if self.config.mode == "classroom":  # the same call, on the live teacher, for what the cache does not hold
-            spec = dict(schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed, accept=accept,
-                        resend=resend, **params)
-
-            async def ask_live(live: Engine) -> Reply:
-                return await live.complete(messages, **spec)
-
+        is passed to it and its result kept in `.data`; an AnswerError it raises is raised, unless it is retryable
+        and tries are left: then the request goes again with another seed (seed+1, seed+2; no seed: 1, 2). This is
+        the kit's one loop for a reply that came back but cannot be used (Teacher.structured, notebook 3's answer
+        and the factory all use it; a failed call is retried inside each try). Every reply is recorded under its own
+        request, and a recorded reply that fails is asked again only when the next seed's reply was recorded too:
+        a replay (or a classroom run, for what was recorded) goes exactly as far as the recording went, and
+        otherwise fails the way the recording did."""
         if schema is not None and self.strategy is None:
             await self.probe_strategy()
+        strategy = self.strategy if schema is not None else None
+        for t in range(tries):
+            try_seed = seed + t if seed is not None else (t or None)
+            request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens,
+                                    seed=try_seed, schema=schema, strategy=strategy, **params)
+            ask_live = None
+            if self.config.mode == "classroom":  # the same call, on the live teacher, for what the cache does not hold
+                spec = dict(schema=schema, temperature=temperature, max_tokens=max_tokens, seed=try_seed,
+                            accept=accept, **params)
+
+                async def ask_live(live: Engine, spec: dict = spec) -> Reply:
+                    return await live.complete(messages, **spec)
+
+            try:
+                return await self._send(request, ask_live, accept)
+            except AnswerError as e:
+                replayed = e.reply is not None and e.reply.cached
+                if not e.retryable or t == tries - 1 or (replayed and not self._recorded(
+                        messages, seed + t + 1 if seed is not None else t + 1, temperature, max_tokens, schema,
+                        strategy, params)):
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _recorded(self, messages: list[dict], seed: int, temperature: float, max_tokens: int, schema: dict | None,
+                  strategy: str | None, params: dict) -> bool:
+        """Is the reply to this request in the cache? A recorded reply that failed is asked again only then: the
+        recording asked again too (with no live teacher, replay and classroom go no further than it went)."""
         request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                schema=schema, strategy=self.strategy if schema is not None else None, **params)
-        return await self._send(request, ask_live, accept, resend)
+                                schema=schema, strategy=strategy, **params)
+        return self.cache is not None and self.cache.get(cache_key(request), request) is not None
 
     async def _send(self, request: dict, ask_live: Callable[["Engine"], Awaitable[Reply]] | None,
-                    accept: Callable[[Reply], Any] | None, resend: bool) -> Reply:
+                    accept: Callable[[Reply], Any] | None) -> Reply:
         key = cache_key(request) if self.cache is not None else None
         if key is not None:
             entry = self.cache.get(key, request)
@@ -253,7 +275,11 @@ class Engine:
                 reply = self._account(Reply(entry["text"], request["model"], entry.get("finish_reason") or "",
                                             usage, cached=True, latency_s=float(usage.get("seconds") or 0.0)))
                 if accept is not None:
-                    reply.data = accept(reply)  # a recorded reply is what it is: no second try
+                    try:
+                        reply.data = accept(reply)  # a recorded reply is what it is
+                    except AnswerError as e:
+                        e.reply = reply
+                        raise
                 return reply
             if self.config.mode == "classroom":
                 reply = await ask_live(await self._live_engine(request))
@@ -264,10 +290,9 @@ class Engine:
                            f"\"{prompt_start(request['messages'])}\": record it with TEACHER=local TEACHER_CACHE=record")
                 raise CallError(message, "replay miss")
         try:
-            reply = await self._call(request, accept, resend)
+            reply = await self._call(request, accept)
         except AnswerError as e:
-            # the reply that failed is recorded too (the last one, after any resends), so a replay fails it for
-            # the same reason instead of "replay miss"
+            # the reply that failed is recorded too, so a replay fails it for the same reason instead of "replay miss"
             if key is not None and getattr(e, "reply", None) is not None:
                 self.cache.put(key, request, e.reply.text, e.reply.finish_reason, _timed(e.reply))
             raise
@@ -275,8 +300,9 @@ class Engine:
             self.cache.put(key, request, reply.text, reply.finish_reason, _timed(reply))
         return reply
 
-    async def _call(self, request: dict, accept: Callable[[Reply], Any] | None, resend: bool) -> Reply:
-        """The request sent until a reply is accepted, within the budgets and the attempts."""
+    async def _call(self, request: dict, accept: Callable[[Reply], Any] | None) -> Reply:
+        """The request sent until a reply comes back (429s, 5xx, timeouts and dropped connections are retried),
+        within the budgets and the attempts; `accept` then judges the reply once."""
         budget = 0.0  # tokens counted up front against the tokens-per-minute budget
         out_max = request.get("max_tokens") or request.get("max_completion_tokens") or 0
         prompt_guess = (sum(len(str(m.get("content") or "")) for m in request["messages"]) / CHARS_PER_TOKEN
@@ -285,7 +311,7 @@ class Engine:
             budget = prompt_guess + out_max
         worst = cost_in(self.prices, request["model"], int(prompt_guess), out_max) if self.cap else 0.0
         start = time.perf_counter()
-        error: CallError | AnswerError | None = None
+        error: CallError | None = None
         for attempt in range(1, self.max_attempts + 1):
             wait_s = None
             try:
@@ -331,16 +357,12 @@ class Engine:
                     return reply
                 except AnswerError as e:
                     e.attempts, e.reply = attempt, reply
-                    if not (e.retryable and resend) or attempt == self.max_attempts:
-                        raise
-                    error = e
+                    raise
             if attempt < self.max_attempts:
                 c = self.config
                 pause = self._sleep(retry_delay(attempt, wait_s, *self.backoff, c.max_retry_after_s))
                 if inspect.isawaitable(pause):
                     await pause
-        if isinstance(error, AnswerError):
-            raise error
         raise CallError(f"{error.detail} (gave up after {self.max_attempts} attempts)", error.reason,
                         detail=error.detail, attempts=self.max_attempts) from None
 
