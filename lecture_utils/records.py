@@ -104,7 +104,22 @@ class Decision:
 
 
 def to_dict(record: Any) -> dict:
-    return dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
+    """A record as a plain dict for JSON, field by field, with the records, lists and dicts inside it made plain too.
+    The kit's one serialiser; unlike dataclasses.asdict it does not deep-copy every value (that showed up in the
+    factory's profiles at hundreds of pairs a second)."""
+    if not dataclasses.is_dataclass(record):
+        return dict(record)
+    return {name: _plain(value) for name, value in vars(record).items()}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def from_dict(cls: type[T], data: dict) -> T:
@@ -154,18 +169,44 @@ def repair_tail(path: str | Path) -> bool:
         return True
 
 
-def append_jsonl(path: str | Path, record: Any) -> None:
-    """Append one record as one line and flush it to disk, so a crash never loses a decision.
+class LineWriter:
+    """Appends records, one JSON line each, with a single write() on an O_APPEND file: a killed process leaves each
+    write whole or absent, never a torn line in the middle of the file. A torn last line left by an earlier killed
+    writer is cut first. fsync=True syncs every write (a decision must survive a crash); else only at close (the
+    factory writes hundreds of lines a second, and the OS keeps written lines when a process dies)."""
 
-    A torn last line left by a killed writer is cut first; appending after it would bury it mid-file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    repair_tail(path)
-    line = json.dumps(to_dict(record), ensure_ascii=False) + "\n"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    def __init__(self, path: str | Path, fsync: bool = False) -> None:
+        self.path, self.fsync = Path(path), fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(self.path)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.written = 0
+
+    def write(self, *records: Any) -> None:
+        """Append these records in one write (several: the lines of one item stay together)."""
+        if records:
+            os.write(self.fd, "".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records).encode())
+            self.written += len(records)
+            if self.fsync:
+                os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "LineWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def append_jsonl(path: str | Path, *records: Any) -> None:
+    """Append records (one line each, in one write) and sync them to disk, so a crash never loses a decision."""
+    with LineWriter(path, fsync=True) as w:
+        w.write(*records)
 
 
 def iter_jsonl(path: str | Path, cls: type[T] | None = None) -> Iterator[T | dict]:

@@ -17,7 +17,6 @@ from lecture_utils.text.grounding import (
     uncited_chapters,
 )
 
-
 # A tiny corpus written for these tests.
 PASSAGES = [
     Passage("ch01-p001", "book.txt", "The family lived at a quiet house. The eldest sister was kind to everyone.", 0, 70, 1),

@@ -42,8 +42,8 @@ from lecture_utils.prompts import (
 from lecture_utils.records import Instruction, from_dict, iter_jsonl, to_dict
 from lecture_utils.teacher.task import VERDICT_SCHEMA, Task, drops_path, run_many
 from lecture_utils.text.grounding import sentence_support
-from lecture_utils.text.sentences import sentence_spans, split_sentences
 from lecture_utils.text.names import TITLED_NAME, unknown_names
+from lecture_utils.text.sentences import sentence_spans, split_sentences
 from lecture_utils.text.spans import find_span, normalize, overlap
 from lecture_utils.text.tokens import copied_run, stem, unquoted, word_runs, words
 

@@ -22,10 +22,9 @@ from typing import Any, Callable, Iterable
 from lecture_utils.answer.qa import no_passages_pair, pair_from_text, rag_request, retrieve_batch
 from lecture_utils.errors import KitError
 from lecture_utils.prompts import prompt_sha
-from lecture_utils.records import Instruction, Retrieved, to_dict
+from lecture_utils.records import Instruction, LineWriter, Retrieved
 from lecture_utils.scale.runs import (
     FactoryConfig,
-    LineWriter,
     failure_record,
     failures_path,
     iter_instructions,
@@ -135,7 +134,7 @@ def write_batch_input(instructions: Iterable[Instruction | dict] | str | Path, i
         for inst, hits in zip(chunk, retrieve_batch(index, chunk, config.k)):
             if not hits:
                 if out is not None:
-                    out.write(to_dict(no_passages_pair(inst)))
+                    out.write(no_passages_pair(inst))
                 continue
             request, _ = rag_request(teacher_config, inst, hits, prompt=config.prompt, system=config.system,
                                      temperature=config.temperature, max_tokens=config.max_tokens, strategy=strategy)
@@ -277,7 +276,7 @@ def merge(client: Any, work_dir: Path, part: BatchPart, out: LineWriter, failure
         except MalformedReplyError as e:
             fail(m, "malformed reply", str(e))
             continue
-        out.write(to_dict(pair))
+        out.write(pair)
         summary.succeeded += 1
     for item_id, m in manifest.items():
         if item_id not in done:

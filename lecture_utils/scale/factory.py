@@ -24,17 +24,15 @@ from typing import Any, Iterable
 
 from lecture_utils.answer.qa import answer_item, no_passages_pair, retrieve_batch
 from lecture_utils.answer.verify import verify_pair
-from lecture_utils.records import Instruction
+from lecture_utils.records import Instruction, LineWriter
 from lecture_utils.scale.estimate import estimate_run  # noqa: F401 - notebook 5 calls it as factory.estimate_run
 from lecture_utils.scale.runs import (
     FactoryConfig,
     FactoryError,
-    LineWriter,
     count_remaining,
     failure_record,
     failures_path,
     iter_instructions,
-    pair_record,
     progress_bar,
     start_run,
 )
@@ -241,7 +239,7 @@ class Factory:
             self._fail(failure_record(pair.instruction_id, pair.instruction, pair.category, "not in text",
                                       "the passages do not hold the answer", 1))
             return
-        self.out.write(pair_record(pair))
+        self.out.write(pair)
         s.succeeded += 1
         if self.cfg.target_kept:
             s.kept = (s.kept or 0) + self._keeps(pair)

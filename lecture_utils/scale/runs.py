@@ -9,7 +9,6 @@ skips every id already in either file (the done-set) and finishes the rest.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,42 +112,14 @@ def iter_instructions(source: str | Path | Iterable[Instruction | dict]) -> Iter
 def finished_ids(path: str | Path, key: str) -> set[str]:
     """Ids recorded in an output or failures file (whole lines only)."""
     path = Path(path)
-    ids: set[str] = set()
     if not path.exists():
-        return ids
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                ids.add(json.loads(line)[key])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                if not line.endswith("\n"):
-                    break
-                raise FactoryError(f"{path}:{n}: not a record with '{key}'; fix or delete that line, then run again") from None
+        return set()
+    ids: set[str] = set()
+    for n, data in json_lines(path, FactoryError):
+        if not isinstance(data, dict) or key not in data:
+            raise FactoryError(f"{path}:{n}: not a record with '{key}'; fix or delete that line, then run again")
+        ids.add(data[key])
     return ids
-
-
-class LineWriter:
-    """Appends one JSON record per line with a single write() on an O_APPEND file: a kill never tears a line
-    in the middle of the file. No fsync per line: the OS keeps written lines when a process dies."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_tail(self.path)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.written = 0
-
-    def write(self, record: dict) -> None:
-        os.write(self.fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        self.written += 1
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
 
 
 def failures_path(out: str | Path, failures: str | Path | None = None) -> Path:
@@ -173,14 +144,6 @@ def failure_record(item_id: str, instruction: str, category: str, reason: str, d
     """One line of a failures file: which item, why (a short reason label), the one-line detail, how many tries."""
     return {"id": item_id, "instruction": instruction, "category": category, "reason": reason, "detail": detail,
             "attempts": attempts, **extra}
-
-
-def pair_record(pair: Any) -> dict:
-    """to_dict(pair) without dataclasses.asdict's deep copies (it showed up in profiles at hundreds of pairs/s)."""
-    record = dict(vars(pair))
-    record["retrieved"] = [{"id": r.id, "score": r.score} for r in pair.retrieved]
-    record["cited"] = list(pair.cited)
-    return record
 
 
 def progress_bar(total: int | None, enabled: bool) -> Any:

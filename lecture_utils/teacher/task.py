@@ -7,8 +7,6 @@ is read. A notebook cell runs it once; `run_many` runs a function of it over man
 
 from __future__ import annotations
 
-import json
-import os
 import string
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from lecture_utils.prompts import prompt_sha
-from lecture_utils.records import iter_jsonl, repair_tail, to_dict
+from lecture_utils.records import append_jsonl, iter_jsonl
 from lecture_utils.teacher.wire import CallError, StructuredOutputError
 
 VERDICT_SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["YES", "NO"]}},
@@ -154,8 +152,10 @@ def run_many(items: Sequence[Any], key: Callable[[Any], str], work: Callable[[An
         else:
             failed = False
         with lock:
-            _append_all(out, kept)
-            _append_all(drops, dropped)
+            if kept:
+                append_jsonl(out, *kept)
+            if dropped:
+                append_jsonl(drops, *dropped)
             s.kept += len(kept)
             s.failed += failed
             s.dropped += 0 if failed else len(dropped)
@@ -179,16 +179,6 @@ def drops_path(out: str | Path) -> Path:
     """Where run_many's callers keep what the checks dropped (and the items that failed): OUT.dropped.jsonl."""
     out = Path(out)
     return out.with_name(out.stem + ".dropped.jsonl")
-
-
-def _append_all(path: Path, records: list) -> None:
-    if records:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        repair_tail(path)
-        with path.open("a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def done_records(path: str | Path, jobs: Iterable[str]) -> list[dict]:
