@@ -136,10 +136,14 @@ def test_batch_pairs_keep_the_passage_first_fields_like_the_factorys(tmp_path, i
     from lecture_utils.prompts import RAG_PROMPT, RAG_SYSTEM, prompt_sha
 
     inst = Instruction("p1", "What does Tobin sell at the market?", "plot", origin="passage", passage_id="ch1-p002",
-                       span="sells rye loaves at the harbour market", checks={"span": True, "round_trip": 0.9})
+                       span="sells rye loaves at the harbour market", checks={"span": True, "round_trip": 0.9},
+                       evidence=["Tobin sells rye loaves at the harbour market."], related=["ch1-p001"],
+                       reference="Rye loaves, at the harbour market.", prompt_sha="stage2sha")
     with FakeBatchServer() as fake:
         run_batch([inst], index, tmp_path / "qa.jsonl", teacher=teacher(fake.base_url), poll_s=0.5,
                   sleep=lambda s: None)
     (pair,) = read(tmp_path / "qa.jsonl")
     assert (pair["passage_id"], pair["span"], pair["checks"]) == (inst.passage_id, inst.span, inst.checks)
+    # what the held-out split and the evaluation read: the evidence, the related passages, the reference answer
+    assert (pair["evidence"], pair["related"], pair["reference"]) == (inst.evidence, inst.related, inst.reference)
     assert pair["retrieved"][0]["id"] == "ch1-p002" and pair["prompt_sha"] == prompt_sha(RAG_SYSTEM, RAG_PROMPT)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from lecture_utils.answer.qa import no_passages_pair, pair_from_text, rag_request, retrieve_batch
 from lecture_utils.errors import KitError
 from lecture_utils.prompts import prompt_sha
-from lecture_utils.records import Instruction, LineWriter, Retrieved
+from lecture_utils.records import Instruction, LineWriter, Retrieved, from_dict, to_dict
 from lecture_utils.scale.runs import (
     FactoryConfig,
     failure_record,
@@ -149,9 +149,9 @@ def write_batch_input(instructions: Iterable[Instruction | dict] | str | Path, i
                 manifest_f = (work_dir / f"{name}.manifest.jsonl").open("w", encoding="utf-8")
                 size = 0
             requests_f.write(line)
-            manifest_f.write(json.dumps({"id": inst.id, "instruction": inst.instruction, "category": inst.category,
-                                         "passage_id": inst.passage_id, "span": inst.span, "checks": inst.checks,
-                                         "prompt_sha": sha, "model": request["model"],
+            # the whole instruction rides along (passage, span, evidence, related passages, reference, checks), so
+            # a batch pair is the factory's pair for it
+            manifest_f.write(json.dumps({**to_dict(inst), "answer_prompt_sha": sha, "model": request["model"],
                                          "retrieved": [[p.id, round(float(s), 4)] for p, s in hits]},
                                         ensure_ascii=False) + "\n")
             size += len(line.encode("utf-8"))
@@ -258,9 +258,8 @@ def merge(client: Any, work_dir: Path, part: BatchPart, out: LineWriter, failure
         if response.get("status_code") != 200 or entry.get("error"):
             fail(m, *_error_reason(entry))
             continue
-        # the passage-first fields ride along in the manifest, so batch pairs keep them as the factory's do
-        inst = Instruction(m["id"], m["instruction"], m["category"], passage_id=m.get("passage_id", ""),
-                           span=m.get("span", ""), checks=m.get("checks") or {})
+        inst = from_dict(Instruction, {k: v for k, v in m.items() if k != "prompt_sha" or "answer_prompt_sha" in m})
+        sha = m["answer_prompt_sha"] if "answer_prompt_sha" in m else m.get("prompt_sha", "")  # older manifests
         hits = [Retrieved(pid, score) for pid, score in m["retrieved"]]
         try:
             text, finish_reason, refusal, usage = reply_parts(response.get("body") or {})
@@ -269,7 +268,7 @@ def merge(client: Any, work_dir: Path, part: BatchPart, out: LineWriter, failure
             summary.cost_usd += BATCH_DISCOUNT * estimate_cost(m["model"], usage["prompt_tokens"],
                                                                usage["completion_tokens"], prices)
             pair = pair_from_text(inst, hits, text, model=m["model"], finish_reason=finish_reason, refusal=refusal,
-                                  prompt_sha=m.get("prompt_sha", ""))
+                                  prompt_sha=sha)
         except AnswerError as e:
             fail(m, e.reason, e.detail)
             continue
