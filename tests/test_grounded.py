@@ -2,6 +2,7 @@
 
 The corpus is our own invented village, so nothing is quoted from anywhere."""
 
+import dataclasses
 import json
 
 import pytest
@@ -287,6 +288,19 @@ def test_a_supported_answer_with_a_yes_verdict_passes(fake_openai, teacher):
     body = fake_openai.requests[-1].body
     assert LIGHTHOUSE[:40] in body["messages"][-1]["content"], "the verdict sees the passage"
     assert body["response_format"]["schema"]["properties"]["verdict"]["enum"] == ["YES", "NO"]
+
+
+def test_a_true_answer_that_cites_another_passage_fails_cites(fake_openai, teacher):
+    # the answer is in its own passage (retrieved first) but the teacher cited the other one it was shown
+    other = Passage("ch02-p001", "village.txt", HARBOUR, 0, 1, 2)
+    fake_openai.enqueue(reply_json({"verdict": "YES"}), reply_json({"verdict": "YES"}))
+    wrong = dataclasses.replace(make_pair("Marla climbs the ninety steps every evening."), cited=["ch02-p001"],
+                                retrieved=[Retrieved("ch01-p001", 1.0), Retrieved("ch02-p001", 0.5)])
+    checked = verify.verify_pair(teacher, wrong, [lighthouse(), other])
+    assert checked.checks["support"] >= 0.6 and checked.checks["cites"] < 0.6
+    assert checked.passed is False and verify.failed_checks(checked) == ["cites"]
+    right = verify.verify_pair(teacher, dataclasses.replace(wrong, cited=["ch01-p001"]), [lighthouse(), other])
+    assert right.passed is True and right.checks["cites"] >= 0.6
 
 
 def test_an_invented_answer_fails_support_and_names_even_when_the_teacher_says_yes(fake_openai, teacher):

@@ -9,6 +9,8 @@ The checks, cheapest first:
 - expected: the answer holds the answer words Stage 2 wrote the question to ("Mr. Bennet", "only one mile"): a
   fluent answer about the wrong person fails here, where the lexical checks below cannot see it.
 - support: every answer sentence is supported by one passage (lexical, no model: grounding.sentence_support).
+- cites: the same, against the passages the answer cites alone: an answer that is true to its own passage but cites
+  another (a small teacher's slip) would teach wrong citations and put the pair in the wrong chapter of the split.
 - round_trip: the teacher, shown only the source passage, copies the words that answer the question; they must
   overlap the span the question was written from. A question that does not lead back to its evidence is ambiguous
   or was never about that passage.
@@ -36,7 +38,7 @@ from lecture_utils.text.grounding import SUPPORT_THRESHOLD, sentence_support
 from lecture_utils.text.names import unknown_names
 from lecture_utils.text.spans import find_span, overlap, says
 
-CHECK_NAMES = ("span", "names", "expected", "support", "agrees", "round_trip", "faithful", "says_not_in_text")
+CHECK_NAMES = ("span", "names", "expected", "support", "cites", "agrees", "round_trip", "faithful", "says_not_in_text")
 AGREES_MIN = 0.3  # content words the answer shares with the answer written in Stage 2, as a share of the shorter
 
 
@@ -72,6 +74,7 @@ def _passes(name: str, value: Any, support_min: float, round_trip_min: float) ->
         "expected": lambda v: v is True,
         "names": lambda v: not v,
         "support": lambda v: v >= support_min,
+        "cites": lambda v: v >= support_min,
         "agrees": lambda v: v >= AGREES_MIN,
         "round_trip": lambda v: v >= round_trip_min,
         "faithful": lambda v: v == "YES",
@@ -145,6 +148,9 @@ def verify_pair(teacher: Any, pair: QAPair, passages: Iterable[Passage] | Mappin
         checks["agrees"] = round(overlap(pair.answer, pair.reference), 3)
     support = sentence_support(pair.answer, [p.text for p in context])
     checks["support"] = round(min((s.score for s in support), default=0.0), 3)
+    cited = [by_id[c].text for c in pair.cited if c in by_id]
+    checks["cites"] = round(min((s.score for s in sentence_support(pair.answer, cited)), default=0.0), 3) if cited \
+        else 0.0
     grounding = sum(s.supported for s in support) / len(support) if support else 0.0
     if llm_checks:
         try:
