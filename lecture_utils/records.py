@@ -185,14 +185,17 @@ class LineWriter:
     def write(self, *records: Any) -> None:
         """Append these records in one write (several: the lines of one item stay together)."""
         if records:
-            os.write(self.fd, "".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records).encode())
+            data = memoryview("".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records).encode())
+            while data:  # a short write (a full disk, a signal) goes on where it stopped
+                data = data[os.write(self.fd, data):]
             self.written += len(records)
             if self.fsync:
                 os.fsync(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.fsync(self.fd)
+            if not self.fsync:  # with fsync=True every write was synced already
+                os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
 

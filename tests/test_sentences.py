@@ -24,6 +24,15 @@ def test_dialogue_tags_stay_with_their_speech_and_narration_after_it_is_its_own(
                                      "She left the room.", "\u201cNo!\u201d cried Kitty."]
 
 
+def test_a_quotation_opening_before_a_title_and_a_no_that_ends_a_reply():
+    assert split_sentences("'Mr. Darcy is here,' said she. He bowed.") == ["'Mr. Darcy is here,' said she.",
+                                                                          "He bowed."]
+    text = "\u201cWill you dance?\u201d \u201cNo.\u201d Elizabeth turned away. See No. 5 above."
+    assert split_sentences(text) == ["\u201cWill you dance?\u201d", "\u201cNo.\u201d", "Elizabeth turned away.",
+                                     "See No. 5 above."]
+    assert ends_sentence("She answered no.")
+
+
 def test_a_possessive_or_an_italic_close_ends_a_sentence():
     # "husband\u2019s." is no initial, and Project Gutenberg closes italics with "_"
     text = "They dined at her husband\u2019s. The party went on. It was _very_ late._ Everyone slept."

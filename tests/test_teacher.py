@@ -571,3 +571,36 @@ def test_real_embedded_teacher_round_trip():
     with pytest.raises(Exception) as info:
         transport.make_client(teacher.config).chat.completions.create(**request)
     assert wire.is_format_rejection(info.value)
+
+
+def test_calls_that_start_together_on_an_unknown_server_all_wait_for_one_probe(fake_openai):
+    import asyncio
+
+    fake_openai.json_schema_status = 400  # json_schema refused: json_object is what this server takes
+    config = TeacherConfig(mode="endpoint", base_url=fake_openai.base_url, model="fake-model", cache="off")
+
+    async def four_at_once():
+        e = engine.Engine(config, concurrency=4)
+        try:
+            return await asyncio.gather(*(e.complete([{"role": "user", "content": f"Q{i}?"}], schema=SCHEMA,
+                                                     max_tokens=50) for i in range(4)))
+        finally:
+            await e.aclose()
+
+    asyncio.run(four_at_once())
+    kinds = [r.body.get("response_format", {}).get("type", "prompt") for r in fake_openai.chat_requests]
+    assert kinds == ["json_schema", "json_object"] + ["json_object"] * 4  # one probe; no call sent on a guess
+
+
+def test_record_mode_asks_the_live_teacher_again_after_a_recorded_failure(fake_openai, tmp_path):
+    path = tmp_path / "c.jsonl"
+    fake_openai.enqueue(reply("not json"))
+    once = make_teacher(fake_openai, cache="record", cache_path=path, structured_attempts=1)
+    with pytest.raises(StructuredOutputError):
+        once.structured("Q?", SCHEMA)  # recorded: an unusable reply for the first seed
+    again = make_teacher(fake_openai, cache="record", cache_path=path)
+    assert again.structured("Q?", SCHEMA).data["cited"] == ["ch01-p001"]  # seed 1, asked live and recorded
+    assert [r.body.get("seed") for r in fake_openai.chat_requests] == [None, 1]
+    replay = make_teacher(fake_openai, mode="replay", cache="replay", cache_path=path)
+    assert replay.structured("Q?", SCHEMA).data["cited"] == ["ch01-p001"]  # and the replay finds both
+    assert len(fake_openai.chat_requests) == 2

@@ -62,7 +62,7 @@ def highlight(passage_text: str, words: Iterable[str]) -> str:
 
 # "support" (a gate) is the weakest sentence's score, not the share of supported sentences (pair.grounding, which
 # notebook 3's chart shows): the same pair reads 0.30 here and 0.50 there, so each says which it is.
-CHECK_LABELS = {"support": "support of its weakest sentence", "cites": "the same, by the passages it cites",
+CHECK_LABELS = {"support": "support of its weakest sentence", "cites": "the same, by the passages it cites (0: none)",
                 "round_trip": "round trip", "says_not_in_text": "says it is not in the text"}
 
 

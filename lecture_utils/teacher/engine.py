@@ -178,7 +178,7 @@ class Engine:
             if self.strategy is None:
                 schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
                 messages = [{"role": "user", "content": 'Reply with the JSON {"ok": true}.'}]
-                self.strategy = STRATEGY_CHAIN[-1]
+                found = STRATEGY_CHAIN[-1]
                 for strategy in STRATEGY_CHAIN[:-1]:
                     request = build_request(self.config, messages, temperature=0.0, max_tokens=20, schema=schema,
                                             strategy=strategy)
@@ -187,8 +187,9 @@ class Engine:
                     except Exception as exc:  # noqa: BLE001 - anything but a format rejection is the items' business
                         if is_format_rejection(exc):
                             continue
-                    self.strategy = strategy
+                    found = strategy
                     break
+                self.strategy = found  # set once, when settled: a call waiting on the lock never sees a guess
         return self.strategy
 
     async def aclose(self) -> None:
@@ -231,9 +232,7 @@ class Engine:
         request, and a recorded reply that fails is asked again only when the next seed's reply was recorded too:
         a replay (or a classroom run, for what was recorded) goes exactly as far as the recording went, and
         otherwise fails the way the recording did."""
-        if schema is not None and self.strategy is None:
-            await self.probe_strategy()
-        strategy = self.strategy if schema is not None else None
+        strategy = None if schema is None else self.strategy or await self.probe_strategy()
         for t in range(tries):
             try_seed = seed + t if seed is not None else (t or None)
             request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens,
@@ -249,7 +248,7 @@ class Engine:
             try:
                 return await self._send(request, ask_live, accept)
             except AnswerError as e:
-                replayed = e.reply is not None and e.reply.cached
+                replayed = self.replay and e.reply is not None and e.reply.cached  # record mode asks live
                 if not e.retryable or t == tries - 1 or (replayed and not self._recorded(
                         messages, seed + t + 1 if seed is not None else t + 1, temperature, max_tokens, schema,
                         strategy, params)):

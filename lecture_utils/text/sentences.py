@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 
 # Titles and short forms that end in a period without ending a sentence.
-ABBREVIATIONS = {"mr", "mrs", "ms", "messrs", "dr", "st", "sr", "jr", "prof", "rev", "col", "capt", "gen", "lt", "vol",
-                 "ch", "chap", "no", "pp", "vs", "etc", "e.g", "i.e", "cf", "viz", "approx", "esq"}
+ABBREVIATIONS = {"mr", "mrs", "ms", "messrs", "dr", "st", "sr", "jr", "prof", "rev", "col", "capt", "gen", "lt", "ch",
+                 "chap", "vs", "etc", "e.g", "i.e", "cf", "viz", "approx", "esq"}
+BEFORE_A_NUMBER = {"no", "vol", "pp"}  # short forms only before a number: "No. 5" goes on, '"No." Elizabeth' ends
 _CLOSERS = "\"'\u201d\u2019)]_"
 _END = re.compile(r"[.!?]+[" + re.escape(_CLOSERS) + r"]*(?=\s+|$)")
 _WORD_BEFORE = re.compile(r"([\w.\u2019']+)\.$")  # "Mr." -> "Mr"; "husband\u2019s." -> "husband\u2019s" (no initial)
@@ -56,12 +57,12 @@ def _line_spans(text: str, passage_cuts: bool) -> list[tuple[int, int]]:
         end = end_mark.end()
         if end_mark.group(0).startswith(".") and len(end_mark.group(0).rstrip(_CLOSERS)) == 1:
             before = _WORD_BEFORE.search(text[start:end_mark.start() + 1])
-            word = before.group(1).lower() if before else ""
+            word = before.group(1).lower().lstrip("'\u2019") if before else ""  # "'Mr." opens a quotation
             if len(word) == 1 and word.isalpha():
                 if not passage_cuts:
                     continue  # an initial like "J."
-            elif word in ABBREVIATIONS:
-                continue  # "Mr.", "e.g."
+            elif word in ABBREVIATIONS or (word in BEFORE_A_NUMBER and text[end:].lstrip()[:1].isdigit()):
+                continue  # "Mr.", "e.g.", "No. 5"
             if word.isdigit() and not text[start:end_mark.start() - len(word)].strip(" -*\u2022"):
                 continue  # a list number, "1. Elizabeth ..."
         cites = _CITATIONS_AFTER.match(text, end)
