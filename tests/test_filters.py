@@ -99,6 +99,17 @@ def test_not_in_text_answers_kept_or_dropped_by_setting():
     assert [r.filter for r in dropped.removed] == ["not in text", "not in text"]
 
 
+def test_an_answer_that_speaks_of_the_passages_is_dropped_but_a_corridor_is_not():
+    told = pair(answer="The passage describes how Mr. Collins admires the furniture of his apartment at Rosings.")
+    given = pair(answer="According to the provided context, the estate passes to the nearest male relative.")
+    corridor = pair(answer="Elizabeth met him in the passage, and the passage was dark and narrow at that hour.")
+    assert only_removed_by(told) == only_removed_by(given) == ["speaks of the passages"]
+    assert only_removed_by(corridor) == []
+    worded = pair(answer="The provided passages do not contain the answer.", cited=[])
+    assert only_removed_by(worded) == []  # a "not in the text" answer: its own step decides
+    assert only_removed_by(told, FilterConfig(context_patterns=[])) == []
+
+
 def test_language_check_without_a_model():
     assert language_problem("Explain why the family worries about the future of the estate.", FilterConfig()) is None
     assert "a-z" in language_problem("Объясните, почему семья беспокоится о будущем.", FilterConfig())

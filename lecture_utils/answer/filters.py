@@ -15,7 +15,13 @@ import pandas as pd
 from lecture_utils.errors import KitError
 from lecture_utils.records import Instruction, QAPair
 from lecture_utils.text.dedup import rouge_l
-from lecture_utils.text.refusal import NOT_IN_TEXT_PATTERNS, REFUSAL_PATTERNS, first_match, says_not_in_text
+from lecture_utils.text.refusal import (
+    CONTEXT_PATTERNS,
+    NOT_IN_TEXT_PATTERNS,
+    REFUSAL_PATTERNS,
+    first_match,
+    says_not_in_text,
+)
 from lecture_utils.text.tokens import STOP_WORDS, missing_stems, words
 
 # Alpaca's list of words that mark a task a language model cannot carry out (matched as whole words, any case).
@@ -46,6 +52,7 @@ class FilterConfig:
     min_stop_words: float | None = 0.1  # share of words that are common English words (texts of 8+ words)
     not_in_text_patterns: list[str] = field(default_factory=lambda: list(NOT_IN_TEXT_PATTERNS))
     refusal_patterns: list[str] = field(default_factory=lambda: list(REFUSAL_PATTERNS))
+    context_patterns: list[str] = field(default_factory=lambda: list(CONTEXT_PATTERNS))  # [] keeps such answers
 
 
 class Removed(NamedTuple):
@@ -161,6 +168,15 @@ def _refusal(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None:
     return f"refusal or assistant boilerplate ('{found}')" if found else None
 
 
+def _speaks_of_passages(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None:
+    """"The passage describes ...": the user of the finished assistant never saw the passages. A "not in the text"
+    answer is judged by its own step."""
+    if is_not_in_text(pair, c):
+        return None
+    found = _matches(pair.answer, c.context_patterns)
+    return f"answer speaks of passages its user never saw ('{found}')" if found else None
+
+
 def _not_in_text(inst: str, pair: QAPair | None, c: FilterConfig) -> str | None:
     return "answer says the passages do not contain it" if not c.keep_not_in_text and is_not_in_text(pair, c) else None
 
@@ -182,6 +198,7 @@ STEPS: list[tuple[str, bool, Check]] = [
     ("language", True, _language),
     ("refusal", False, _refusal),
     ("not in text", False, _not_in_text),
+    ("speaks of the passages", False, _speaks_of_passages),
     ("answer length", False, _answer_length),
     ("repeats instruction", False, _repeats),
 ]

@@ -23,6 +23,16 @@ REFUSAL_PATTERNS = [
     r"\bi (cannot|can't|can not|won't) (help|assist|answer|provide|do that|comply)",
     r"\b(language model|my training data|my knowledge cutoff)\b",
 ]
+# An answer that speaks of the passages it was shown ("The passage describes ..."): the finished assistant's user
+# never saw them, so it is no answer to learn. Worded so that a corridor ("met her in the passage") or a library's
+# Context object ("the context provides ...", in the click docs) is not one.
+CONTEXT_PATTERNS = [
+    r"\b(the|these|this|those) (passages?|excerpts?) (describes?|says?|states?|mentions?|shows?|suggests?|"
+    r"indicates?|provides?|explains?|tells?)\b",
+    r"\b(the )?(provided|given|above|retrieved) (passages?|excerpts?|context|text|documents?)\b",
+    r"\baccording to the (passages?|excerpts?|context|text provided)\b",
+    r"\bin the (passages?|excerpts?|context) (provided|given|above)\b",
+]
 # A model asked without the passages (evaluation, closed book) declines in words of its own.
 DECLINE_PATTERNS = [
     r"\b(do|does) not (say|mention|contain|state|know)\b",
