@@ -129,3 +129,15 @@ def test_when_no_question_is_answered_the_command_says_so_in_one_line(fake_opena
     assert main(["evaluate", str(run), "--limit", "2", "--no-judge"]) == 2
     err = capsys.readouterr().err
     assert "no question of the test split was answered" in err and "teacher check" in err
+
+
+def test_a_full_name_is_the_same_person_and_another_name_is_not():
+    passage = Passage("ch46-p020", "novel.txt", "Elizabeth felt how improbable it was that they should meet again.", 0,
+                      66, chapter=46)
+    row = {"messages": [{"role": "user", "content": "Who felt how improbable it was that they should meet again?"},
+                        {"role": "assistant", "content": "Elizabeth felt how improbable it was."}],
+           "checks": json.dumps({"answer": "Elizabeth"})}
+    full = ev.score("Elizabeth Bennet felt how improbable it was.", row, [passage], "YES")
+    assert full["other_names"] == "" and full["correct"]  # "Bennet" completes the name the book gives
+    wrong = ev.score("Elizabeth and Charlotte Lucas felt it.", row, [passage], "YES")
+    assert "Charlotte" in wrong["other_names"] and not wrong["correct"]  # someone else is named

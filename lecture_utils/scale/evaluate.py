@@ -69,11 +69,18 @@ def _stems(text: str) -> set[str]:
     return {stem(w) for w in content_words(with_digits(text))}
 
 
+def _second_name(name: str, text: str, known: set[str]) -> bool:
+    """Is `name` the second half of a person's full name whose first half the context has ("Elizabeth Bennet" where
+    the book's sentence says "Elizabeth")? Then it names nobody else."""
+    return any(first in known for first in re.findall(rf"\b([A-Z][a-z]+) {re.escape(name)}\b", text))
+
+
 def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | None, title: str = "") -> dict:
     """The kit's checks on one answer, and whether it counts as correct. `holds_answer`: every word of the answer
     Stage 2 wrote the question to ("Miss Bingley", "one mile"; numbers as numbers), or, for a pair without one, half
     the reference's words that the question does not already say; `other_names`: names neither the question, the
-    reference nor the cited passages have (a fluent answer about the wrong person)."""
+    reference nor the cited passages have (a fluent answer about the wrong person; the second half of a full name
+    whose first half they have, "Elizabeth Bennet", is the same person)."""
     question = next(m["content"] for m in row["messages"] if m["role"] == "user")
     reference = row["messages"][-1]["content"]
     expected = (json.loads(row.get("checks") or "{}") or {}).get("answer")
@@ -86,7 +93,9 @@ def score(answer: str, row: dict, passages: Sequence[Passage], verdict: str | No
     context = " ".join([question, reference] + [p.text for p in passages])
     said = set(re.findall(r"[a-z]+", context.lower()))
     named = answer.replace(title, " ") if title else answer  # the source's own title names nobody
-    names = [n for n in unknown_names(named, context) if n.lower() not in said]  # "Lamp" opening a sentence
+    known = set(re.findall(r"\b[A-Z][a-z]{2,}\b", context))
+    names = [n for n in unknown_names(named, context) if n.lower() not in said  # "Lamp" opening a sentence
+             and not _second_name(n, named, known)]
     support = sentence_support(answer, [p.text for p in passages]) if passages and answer.strip() else []
     supported = bool(support) and all(s.score >= SUPPORT_THRESHOLD for s in support)
     refusal = declines(answer)
