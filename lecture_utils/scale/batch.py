@@ -313,8 +313,8 @@ def run_batch(instructions: Iterable[Instruction | dict] | str | Path, index: An
         if part.status != "merged":
             with (work_dir / f"{part.name}.manifest.jsonl").open(encoding="utf-8") as f:
                 queued_ids |= {json.loads(line)["id"] for line in f}
+    client = make_client(tc)  # a missing key fails here, before any file is opened
     out_w, fail_w = LineWriter(out), LineWriter(failures)
-    client = make_client(tc)
     try:
         items = list(iter_instructions(instructions)) if not isinstance(instructions, (str, Path)) else instructions
         summary.skipped = sum(1 for i in iter_instructions(items) if i.id in done)
