@@ -233,10 +233,13 @@ class Engine:
         a replay (or a classroom run, for what was recorded) goes exactly as far as the recording went, and
         otherwise fails the way the recording did."""
         strategy = None if schema is None else self.strategy or await self.probe_strategy()
+
+        def request_for(try_seed: int | None) -> dict:
+            return build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens,
+                                 seed=try_seed, schema=schema, strategy=strategy, **params)
+
+        try_seed, request = seed, request_for(seed)
         for t in range(tries):
-            try_seed = seed + t if seed is not None else (t or None)
-            request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens,
-                                    seed=try_seed, schema=schema, strategy=strategy, **params)
             ask_live = None
             if self.config.mode == "classroom":  # the same call, on the live teacher, for what the cache does not hold
                 spec = dict(schema=schema, temperature=temperature, max_tokens=max_tokens, seed=try_seed,
@@ -248,20 +251,15 @@ class Engine:
             try:
                 return await self._send(request, ask_live, accept)
             except AnswerError as e:
-                replayed = self.replay and e.reply is not None and e.reply.cached  # record mode asks live
-                if not e.retryable or t == tries - 1 or (replayed and not self._recorded(
-                        messages, seed + t + 1 if seed is not None else t + 1, temperature, max_tokens, schema,
-                        strategy, params)):
+                if not e.retryable or t == tries - 1:
+                    raise
+                try_seed = seed + t + 1 if seed is not None else t + 1
+                request = request_for(try_seed)
+                # a recorded reply that failed goes on only as far as the recording did (record mode asks live)
+                if self.replay and e.reply is not None and e.reply.cached and self.cache.get(cache_key(request),
+                                                                                            request) is None:
                     raise
         raise AssertionError("unreachable: the last try returns or raises")
-
-    def _recorded(self, messages: list[dict], seed: int, temperature: float, max_tokens: int, schema: dict | None,
-                  strategy: str | None, params: dict) -> bool:
-        """Is the reply to this request in the cache? A recorded reply that failed is asked again only then: the
-        recording asked again too (with no live teacher, replay and classroom go no further than it went)."""
-        request = build_request(self.config, messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                schema=schema, strategy=strategy, **params)
-        return self.cache is not None and self.cache.get(cache_key(request), request) is not None
 
     async def _send(self, request: dict, ask_live: Callable[["Engine"], Awaitable[Reply]] | None,
                     accept: Callable[[Reply], Any] | None) -> Reply:
